@@ -1,0 +1,144 @@
+"""Lesions, the photos submitted of them over time, and the model's predictions.
+
+Public identifiers are UUIDs; integer keys stay internal. Every read that a
+user can reach goes through the owner-scoped querysets (``for_owner``).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .choices import BodySite, Duration, Sex, SkinType
+
+
+def submission_upload_to(instance, filename):
+    """A random name, so the stored path reveals nothing about the user or the upload."""
+    return f"submissions/{uuid.uuid4().hex}.jpg"
+
+
+class OwnedQuerySet(models.QuerySet):
+    def for_owner(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(owner=user)
+
+
+class Lesion(models.Model):
+    """One spot on the body that the user follows over time."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesions")
+    name = models.CharField(max_length=100)
+    body_site = models.CharField(max_length=20, choices=BodySite.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class SubmissionQuerySet(OwnedQuerySet):
+    def with_top_prediction(self):
+        top = Prediction.objects.filter(submission=models.OuterRef("pk"), rank=1)
+        return self.annotate(
+            top_code=models.Subquery(top.values("code")[:1]),
+            top_label=models.Subquery(top.values("label")[:1]),
+            top_probability=models.Subquery(top.values("probability")[:1]),
+        )
+
+
+class Submission(models.Model):
+    """One uploaded photo of a lesion and the state of its analysis."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Analysing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Not analysed"
+
+    class Symptom(models.TextChoices):
+        ITCHING = "itching", "Itching"
+        BLEEDING = "bleeding", "Bleeding"
+        PAIN = "pain", "Pain or tenderness"
+        CRUSTING = "crusting", "Crusting or oozing"
+        GROWING = "growing", "Getting bigger"
+        CHANGING = "changing", "Changing colour or shape"
+        NOT_HEALING = "not_healing", "A sore that has not healed in 4 weeks"
+
+    FINAL_STATUSES = (Status.DONE, Status.FAILED, Status.REJECTED)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
+    lesion = models.ForeignKey(Lesion, on_delete=models.CASCADE, related_name="submissions")
+    image = models.FileField(upload_to=submission_upload_to, max_length=200)
+    image_sha256 = models.CharField("sha256 of the uploaded file", max_length=64, db_index=True)
+    image_width = models.PositiveIntegerField(default=0)
+    image_height = models.PositiveIntegerField(default=0)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    failure_reason = models.TextField(blank=True)
+    uncertain = models.BooleanField(default=False, help_text="The model did not commit to one condition.")
+    model_version = models.CharField(max_length=100, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # Optional context the person may give with the photo.
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    sex = models.CharField(max_length=10, choices=Sex.choices, blank=True)
+    anatomic_site = models.CharField(max_length=20, choices=BodySite.choices, blank=True)
+    skin_type = models.CharField(max_length=3, choices=SkinType.choices, blank=True)
+    duration = models.CharField(max_length=10, choices=Duration.choices, blank=True)
+    symptoms = models.JSONField(default=list, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.lesion} @ {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def is_final(self):
+        return self.status in self.FINAL_STATUSES
+
+    def symptom_labels(self):
+        labels = dict(self.Symptom.choices)
+        return [labels.get(code, code) for code in self.symptoms or []]
+
+
+class Prediction(models.Model):
+    """The probability one model version gave one class for one submission."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.CharField(max_length=100, db_index=True)
+    code = models.CharField("class", max_length=20, db_index=True)
+    label = models.CharField(max_length=100)
+    probability = models.FloatField()
+    rank = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["submission", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "code"], name="one_prediction_per_class"),
+            models.UniqueConstraint(fields=["submission", "rank"], name="one_prediction_per_rank"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.probability:.1%}"
+
+    @property
+    def percent(self):
+        return round(self.probability * 100, 1)

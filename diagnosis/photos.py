@@ -1,0 +1,11 @@
+"""Serve a stored photo privately: the caller has already checked ownership."""
+
+from django.http import FileResponse
+
+
+def private_photo_response(field_file) -> FileResponse:
+    response = FileResponse(field_file.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,27 @@
+"""Celery tasks: thin wrappers that take an id and call a service."""
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="diagnosis.analyse_submission", acks_late=True, reject_on_worker_lost=True)
+def analyse_submission(submission_id: int) -> str:
+    """Run the classifier on one submission; safe to run twice (see services.analyse_submission)."""
+    return services.analyse_submission(submission_id)
+
+
+@worker_process_init.connect
+def load_model_in_worker_child(**kwargs):
+    """Load the model once per worker process, after the fork (TensorFlow is not fork-safe)."""
+    from .classifier import get_classifier
+
+    try:
+        get_classifier()
+    except Exception:  # noqa: BLE001 - tasks report the reason on each submission
+        logger.exception("the classifier could not be loaded at worker start")

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "diagnosis"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("upload/", views.upload, name="upload"),
+    path("submissions/<uuid:submission_uuid>/", views.submission_detail, name="submission-detail"),
+    path("submissions/<uuid:submission_uuid>/status/", views.submission_status, name="submission-status"),
+    path("submissions/<uuid:submission_uuid>/photo/", views.submission_photo, name="submission-photo"),
+    path("lesions/", views.lesion_list, name="lesion-list"),
+    path("lesions/<uuid:lesion_uuid>/", views.lesion_detail, name="lesion-detail"),
+]

@@ -1,0 +1,87 @@
+"""Web pages: upload, live result, history. Every health-data page requires login."""
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from . import selectors, services
+from .forms import UploadForm
+from .photos import private_photo_response
+
+
+def home(request):
+    return render(request, "diagnosis/home.html")
+
+
+@login_required
+def upload(request):
+    lesions = selectors.lesions_for(request.user)
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES, lesions=lesions)
+        if form.is_valid():
+            submission = services.create_submission(
+                request.user, form.cleaned_data["image"], **form.submission_kwargs()
+            )
+            return redirect("diagnosis:submission-detail", submission_uuid=submission.uuid)
+    else:
+        initial = {}
+        if lesion_uuid := request.GET.get("lesion"):
+            initial["lesion"] = lesions.filter(uuid=lesion_uuid).first() if _is_uuid(lesion_uuid) else None
+        form = UploadForm(initial=initial, lesions=lesions)
+    return render(request, "diagnosis/upload.html", {"form": form})
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@login_required
+def submission_detail(request, submission_uuid):
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    predictions = list(submission.predictions.all())
+    return render(request, "diagnosis/submission_detail.html", {
+        "submission": submission,
+        "top_predictions": predictions[:4],
+    })
+
+
+@login_required
+@require_GET
+def submission_status(request, submission_uuid):
+    """Polled by the result page until the analysis is final."""
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    return JsonResponse(
+        {"status": submission.status, "status_display": submission.get_status_display(),
+         "is_final": submission.is_final},
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+@login_required
+@require_GET
+def submission_photo(request, submission_uuid):
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    return private_photo_response(submission.image)
+
+
+@login_required
+def lesion_list(request):
+    lesions = selectors.lesions_for(request.user)
+    recent = selectors.submissions_for(request.user)[:10]
+    return render(request, "diagnosis/lesion_list.html", {"lesions": lesions, "recent": recent})
+
+
+@login_required
+def lesion_detail(request, lesion_uuid):
+    lesion = selectors.get_lesion_for(request.user, lesion_uuid)
+    return render(request, "diagnosis/lesion_detail.html", {
+        "lesion": lesion,
+        "history": selectors.lesion_history(lesion),
+    })
