@@ -1,5 +1,11 @@
 from django.urls import include, path
 
+from . import views
+
 urlpatterns = [
+    # login, logout (POST), password_change(_done), password_reset(_done), password_reset_confirm/complete
     path("", include("django.contrib.auth.urls")),
+    path("signup/", views.signup, name="signup"),
+    path("profile/", views.profile, name="profile"),
+    path("profile/api-token/", views.regenerate_token, name="api-token"),
 ]
