@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc files served locally: the docs page needs no CDN
     "auditlog",
     "accounts",
     "diagnosis",
@@ -169,6 +170,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Lesion.body_site and Submission.anatomic_site share one choice set: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {"BodySiteEnum": "diagnosis.choices.BodySite"},
 }
 
 AUDITLOG_INCLUDE_ALL_MODELS = False

@@ -1,1 +1,18 @@
-urlpatterns = []
+"""API routes under /api/v1/ (namespace ``api``). Objects are addressed by UUID only."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "api"
+
+# Path converters instead of regexes: a malformed UUID is a plain 404 before any view runs.
+router = SimpleRouter(use_regex_path=False)
+router.register("submissions", views.SubmissionViewSet, basename="submission")
+router.register("lesions", views.LesionViewSet, basename="lesion")
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="auth-token"),
+    *router.urls,
+]

@@ -1,0 +1,133 @@
+"""REST API: upload photos, read their status and ranked predictions, follow lesions over time.
+
+Every object is fetched through the owner-scoped selectors, so another user's
+lesion or submission is a 404, exactly like one that does not exist.
+Authentication (session or token) and IsAuthenticated come from settings.
+"""
+
+from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, renderers, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from .. import selectors
+from ..models import Prediction
+from ..photos import private_photo_response
+from .serializers import (
+    LesionHistoryItemSerializer,
+    LesionSerializer,
+    SubmissionCreateSerializer,
+    SubmissionSerializer,
+)
+
+
+class JPEGRenderer(renderers.BaseRenderer):
+    """Lets a client ask for ``Accept: image/jpeg`` on the photo endpoint.
+
+    The photo itself is a FileResponse and never goes through a renderer; an
+    error answered to such a client keeps its status code and has no body.
+    """
+
+    media_type = "image/jpeg"
+    format = "jpg"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else b""
+
+
+@extend_schema(tags=["auth"], summary="Exchange a username and password for an API token")
+class TokenView(ObtainAuthToken):
+    """Send the token back as ``Authorization: Token <key>``."""
+
+
+@extend_schema(tags=["submissions"])
+@extend_schema_view(
+    list=extend_schema(summary="List your submissions, newest first"),
+    retrieve=extend_schema(summary="A submission's status and ranked predictions"),
+)
+class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = SubmissionSerializer
+    lookup_field = "uuid"
+    lookup_value_converter = "uuid"
+    # Only uploads send a body; photos need multipart.
+    parser_classes = [MultiPartParser]
+
+    def get_serializer_class(self):
+        # POST (including the browsable API's upload form) takes the upload fields.
+        if self.request is not None and self.request.method == "POST":
+            return SubmissionCreateSerializer
+        return SubmissionSerializer
+
+    def get_queryset(self):
+        return selectors.submissions_for(self.request.user).prefetch_related(
+            Prefetch("predictions", queryset=Prediction.objects.order_by("rank"))
+        )
+
+    def get_object(self):
+        submission = selectors.get_submission_for(self.request.user, self.kwargs["uuid"])
+        self.check_object_permissions(self.request, submission)
+        return submission
+
+    @extend_schema(
+        summary="Upload a photo for analysis",
+        description=(
+            "Multipart upload. The photo is checked and cleaned (orientation applied, metadata removed) "
+            "and queued for analysis; poll the returned `url` until `is_final` is true. A file that is not "
+            "an accepted image is answered 400 with `{\"image\": [message]}` and nothing is stored."
+        ),
+        request={"multipart/form-data": SubmissionCreateSerializer},
+        responses={201: SubmissionSerializer, 400: OpenApiResponse(description="Invalid upload")},
+    )
+    def create(self, request, *args, **kwargs):
+        upload = self.get_serializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        submission = upload.save()
+        # Re-read through the selector so the response has the same shape as a GET.
+        submission = selectors.get_submission_for(request.user, submission.uuid)
+        data = SubmissionSerializer(submission, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+
+    @extend_schema(
+        summary="The uploaded photo (owner only)",
+        responses={
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored, cleaned JPEG."),
+            404: OpenApiResponse(description="No such submission for you."),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="image", renderer_classes=[renderers.JSONRenderer, JPEGRenderer])
+    def image(self, request, uuid=None):
+        return private_photo_response(self.get_object().image)
+
+
+@extend_schema(tags=["lesions"])
+@extend_schema_view(
+    list=extend_schema(summary="List your lesions"),
+    retrieve=extend_schema(summary="A lesion with its photo count"),
+    create=extend_schema(summary="Create a lesion to follow"),
+)
+class LesionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = LesionSerializer
+    lookup_field = "uuid"
+    lookup_value_converter = "uuid"
+
+    def get_queryset(self):
+        # The photo-count annotation groups rows, which drops Meta.ordering: order explicitly for paging.
+        return selectors.lesions_for(self.request.user).order_by("-created_at", "-pk")
+
+    def perform_create(self, serializer):
+        lesion = serializer.save(owner=self.request.user)
+        # Re-read with the annotations (photo count) the other endpoints return.
+        serializer.instance = self.get_queryset().get(pk=lesion.pk)
+
+    @extend_schema(summary="A lesion's photos over time, oldest first", responses=LesionHistoryItemSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="submissions", serializer_class=LesionHistoryItemSerializer)
+    def submissions(self, request, uuid=None):
+        lesion = selectors.get_lesion_for(request.user, uuid)
+        page = self.paginate_queryset(selectors.lesion_history(lesion))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
