@@ -7,9 +7,10 @@ from .models import Lesion, Prediction, Submission
 
 
 def lesions_for(user):
+    # Explicit order: the aggregate annotation drops Meta.ordering.
     return Lesion.objects.for_owner(user).annotate(
         photo_count=Count("submissions"), last_photo_at=Max("submissions__created_at")
-    )
+    ).order_by("-created_at", "-pk")
 
 
 def get_lesion_for(user, lesion_uuid):

@@ -117,8 +117,7 @@ class LesionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     lookup_value_converter = "uuid"
 
     def get_queryset(self):
-        # The photo-count annotation groups rows, which drops Meta.ordering: order explicitly for paging.
-        return selectors.lesions_for(self.request.user).order_by("-created_at", "-pk")
+        return selectors.lesions_for(self.request.user)
 
     def perform_create(self, serializer):
         lesion = serializer.save(owner=self.request.user)
