@@ -89,6 +89,10 @@ class Classifier:
             gate = load_gate(directory, metadata["gate"])
         return cls(directory, metadata, model, gate)
 
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw ``(logits, embedding)`` for a batch already made by ``prepare_batch``."""
+        return self._forward(batch)
+
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         outputs = self.model(batch, training=False)
         if isinstance(outputs, dict):

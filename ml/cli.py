@@ -1,0 +1,183 @@
+"""Command line: ``python -m ml {extract,train,evaluate,predict} ...``.
+
+    python -m ml train --ham DATA/ham10000 --dermnet DATA/dermnet --out ml/artifacts/effnetlite0-v1
+    python -m ml evaluate --model ml/artifacts/effnetlite0-v1 --ham DATA/ham10000 --dermnet DATA/dermnet
+    python -m ml predict [--model DIR] photo1.jpg photo2.png ...
+
+``extract`` runs only the (long, resumable) feature extraction that ``train``
+starts with, so it can run in the background while other work goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "artifacts" / "effnetlite0-v1"
+DEFAULT_CACHE = Path(__file__).resolve().parent / "cache"
+
+
+def _limit_threads(threads: int | None) -> None:
+    """Respect a shared machine: TensorFlow reads these before it starts."""
+    if threads:
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--ham", type=Path, help="HAM10000 folder (HAM10000_metadata.csv + images/)")
+    g.add_argument("--dermnet", type=Path, help="DermNet folder (labels.csv + images/); its logo is cropped away")
+    g.add_argument("--csv", type=Path, action="append", default=[], help="extra CSV of path,label rows (repeatable)")
+    g.add_argument("--label-column", default="label", help="label column of --csv files (default: label)")
+    g.add_argument("--path-column", default="path", help="path column of --csv files (default: path)")
+    g.add_argument("--group-column", default=None, help="column tying photos of one lesion/patient in --csv files")
+    g.add_argument("--watermark", choices=["dermnet"], default=None, help="watermark to crop from --csv images")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--split", default="0.70,0.15,0.15", help="train,val,test fractions")
+
+
+def _add_backbone_args(p: argparse.ArgumentParser) -> None:
+    from .architectures import ARCHITECTURES
+
+    p.add_argument("--arch", choices=ARCHITECTURES, default="efficientnet_lite0")
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help='"imagenet", "none" (from scratch) or a local weights file (offline machines)',
+    )
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder (git-ignored)")
+    p.add_argument("--views", type=int, default=6, help="augmented views per training photo, besides the clean one")
+    p.add_argument("--no-tap", action="store_true", help="do not cache the intermediate activation")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+
+
+def load_splits(args) -> dict:
+    from .data import load_csv, load_dermnet, load_ham, split_samples
+
+    samples = []
+    if args.ham:
+        samples += load_ham(args.ham)
+    if args.dermnet:
+        samples += load_dermnet(args.dermnet)
+    for csv_path in args.csv:
+        samples += load_csv(
+            csv_path,
+            label_column=args.label_column,
+            path_column=args.path_column,
+            group_column=args.group_column,
+            watermark=args.watermark,
+        )
+    if not samples:
+        raise SystemExit("no data: pass --ham, --dermnet and/or --csv")
+    fractions = tuple(float(x) for x in args.split.split(","))
+    return split_samples(samples, fractions, seed=args.seed)
+
+
+def cmd_extract(args) -> int:
+    from .training import extract_all
+
+    splits = load_splits(args)
+    extract_all(args, splits)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import run_training
+
+    splits = load_splits(args)
+    run_training(args, splits)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import run_evaluation
+
+    splits = load_splits(args)
+    report = run_evaluation(args.model, splits, split=args.eval_split, out_dir=args.out, batch_size=args.batch_size)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import Classifier
+
+    classifier = Classifier.load(args.model)
+    for path, result in classifier.predict_paths(args.files, batch_size=args.batch_size):
+        record = {
+            "file": path,
+            "status": result.status,
+            "reason": result.reason,
+            "model_version": result.model_version,
+            "predictions": [
+                {"code": p.code, "label": p.label, "probability": p.probability} for p in result.predictions
+            ],
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("extract", help="cache frozen-backbone features (resumable)")
+    _add_data_args(p)
+    _add_backbone_args(p)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("train", help="train, calibrate and export a model artifact")
+    _add_data_args(p)
+    _add_backbone_args(p)
+    p.add_argument("--out", type=Path, required=True, help="artifact folder to write, e.g. ml/artifacts/effnetlite0-v1")
+    p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
+    p.add_argument("--other", choices=["class", "gate"], default="class",
+                   help='"class": train an "other" class; "gate": drop those photos from training, rely on abstention')
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="then fine-tune the layers after the cached tap layer for this many epochs (0: frozen backbone)")
+    p.add_argument("--finetune-lr", type=float, default=1e-4)
+    p.add_argument("--finetune-views", type=int, default=0, help="use only the first N cached views for fine-tuning (0: all)")
+    p.add_argument("--target-accuracy", type=float, default=0.80,
+                   help="validation accuracy required of confident answers; below the matching threshold -> uncertain")
+    p.add_argument("--max-false-rejection", type=float, default=0.02,
+                   help="share of validation skin photos the not-skin gate may reject")
+    p.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs", help="logs and plots")
+    p.add_argument("--max-per-split", type=int, default=None, help=argparse.SUPPRESS)  # tests only
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate an artifact on a held-out split, from the image files")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--eval-split", choices=["val", "test"], default="test")
+    p.add_argument("--out", type=Path, default=None, help="folder for the report JSON and PNGs")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify photos; one JSON object per line")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _limit_threads(getattr(args, "threads", None))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)

@@ -1,0 +1,388 @@
+"""Training: cached frozen-backbone features -> small head -> calibration -> gate -> artifact."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+import time
+
+import numpy as np
+
+from .features import extract, manifest_for, open_cache
+
+log = logging.getLogger(__name__)
+
+
+def feature_jobs(views: int) -> list[tuple[str, int]]:
+    """Clean views of every split first (enough for a first model), then the augmented views."""
+    return [("val", 0), ("test", 0), ("train", 0)] + [("train", v) for v in range(1, views + 1)]
+
+
+def extract_all(args, splits):
+    from .architectures import build_backbone
+
+    size = (args.input_size, args.input_size)
+    backbone = build_backbone(args.arch, size, args.weights)
+    tap = None if args.no_tap else backbone.tap_layer
+    manifest = manifest_for(splits, args.arch, args.weights, size, backbone.preprocessing, args.seed, tap)
+    cache = open_cache(args.cache, manifest)
+    started = time.time()
+    timings = extract(
+        cache, feature_jobs(args.views), splits, backbone.model, size, backbone.preprocessing, args.seed,
+        tap_layer=tap, batch_size=args.batch_size,
+    )
+    log.info("feature extraction: %s (wall %.0f s)", timings, time.time() - started)
+    return backbone, cache, timings
+
+
+# --------------------------------------------------------------------------- training on the cache
+
+def class_codes(other_mode: str) -> list[str]:
+    from .data import known_codes
+
+    return known_codes(include_other=(other_mode == "class"))
+
+
+def encode_labels(samples, codes: list[str]) -> np.ndarray:
+    """Class index per sample; -1 for photos whose label is not a class of this model
+    (DermNet "other" photos when the model relies on abstention instead)."""
+    index = {c: i for i, c in enumerate(codes)}
+    return np.array([index.get(s.label, -1) for s in samples], dtype=np.int64)
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """n / (C * n_c): every class contributes equally to the loss (nevus is 2/3 of HAM)."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    weights = len(y) / (n_classes * np.maximum(counts, 1.0))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def train_head(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    epochs: int = 40,
+    hidden: int = 512,
+    dropout: float = 0.5,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    seed: int = 0,
+    patience: int = 8,
+    progress: bool = True,
+):
+    """Fit the head; keep the epoch with the best validation balanced accuracy."""
+    import keras
+
+    from .architectures import build_head
+    from .metrics import balanced_accuracy
+
+    keras.utils.set_random_seed(seed)
+    head = build_head(
+        x_train.shape[1], n_classes, hidden=hidden, dropout=dropout, seed=seed,
+        mean=x_train.mean(axis=0), variance=x_train.var(axis=0),
+    )
+    steps = epochs * int(np.ceil(len(x_train) / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(steps, 1))
+    head.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "val_balanced_accuracy": []}
+    best = {"score": -1.0, "epoch": -1, "weights": None}
+
+    class Track(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logits = head.predict(x_val, batch_size=2048, verbose=0)
+            score = balanced_accuracy(y_val, logits.argmax(axis=1))
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                history[key].append(float(logs.get(key, np.nan)))
+            history["val_balanced_accuracy"].append(score)
+            if score > best["score"]:
+                best.update(score=score, epoch=epoch, weights=head.get_weights())
+            log.info("epoch %d: loss %.4f val_loss %.4f val_bal_acc %.4f", epoch + 1, logs.get("loss"), logs.get("val_loss"), score)
+            if epoch - best["epoch"] >= patience:
+                self.model.stop_training = True
+
+    head.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        class_weight=balanced_class_weights(y_train, n_classes),
+        shuffle=True,
+        verbose=0,
+        callbacks=[Track()],
+    )
+    head.set_weights(best["weights"])
+    return head, history, best["epoch"] + 1
+
+
+def finetune_tail(
+    backbone,
+    head,
+    taps_train: list[np.ndarray],
+    y_train: np.ndarray,
+    tap_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    epochs: int,
+    lr: float = 1e-4,
+    batch_size: int = 128,
+    seed: int = 0,
+    patience: int = 3,
+):
+    """Fine-tune the backbone after the cached tap layer (EfficientNet-Lite0: stage 7 and
+    the 1x1 head convolution) together with the classifier head.
+
+    Each epoch shows every training photo once, in one of its cached views picked at
+    random, so the augmentation still varies between epochs. BatchNorm layers stay in
+    inference mode (their ImageNet statistics are kept): with batches of a few hundred
+    photos their running averages would only get noisier. Keeps the best epoch by
+    validation balanced accuracy. Returns (back, history).
+    """
+    import keras
+
+    from .backbones.efficientnet_lite import split_at
+    from .metrics import balanced_accuracy
+
+    keras.utils.set_random_seed(seed)
+    _, back = split_at(backbone.model, backbone.tap_layer)
+    for layer in back.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    inputs = keras.Input(back.input_shape[1:], name="tap")
+    model = keras.Model(inputs, head(back(inputs)))
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, epochs * int(np.ceil(len(y_train) / batch_size)))),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    weights = balanced_class_weights(y_train, n_classes)
+    sample_weight = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "val_balanced_accuracy": []}
+    x_val = tap_val.astype(np.float32)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def score():
+        logits = model.predict(x_val, batch_size=256, verbose=0)
+        return balanced_accuracy(y_val, logits.argmax(1)), float(loss_fn(y_val, logits)), float(np.mean(logits.argmax(1) == y_val))
+
+    best_score, _, _ = score()
+    best = {"score": best_score, "epoch": 0, "weights": model.get_weights()}
+    log.info("fine-tune start: val balanced accuracy %.4f", best_score)
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        pick = rng.integers(0, len(taps_train), len(y_train))
+        order = rng.permutation(len(y_train))
+        x = np.empty((len(y_train),) + taps_train[0].shape[1:], dtype=np.float32)
+        for v in range(len(taps_train)):  # x[j] = view pick[order[j]] of photo order[j]
+            positions = np.flatnonzero(pick[order] == v)
+            x[positions] = taps_train[v][order[positions]]
+        fit = model.fit(x, y_train[order], sample_weight=sample_weight[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        del x
+        bal, vloss, vacc = score()
+        history["loss"].append(float(fit.history["loss"][0]))
+        history["accuracy"].append(float(fit.history["accuracy"][0]))
+        history["val_loss"].append(vloss)
+        history["val_accuracy"].append(vacc)
+        history["val_balanced_accuracy"].append(bal)
+        log.info("fine-tune epoch %d: loss %.4f val_loss %.4f val_bal_acc %.4f (%.0f s)", epoch, history["loss"][-1], vloss, bal, time.time() - t0)
+        if bal > best["score"]:
+            best.update(score=bal, epoch=epoch, weights=model.get_weights())
+        if epoch - best["epoch"] >= patience:
+            break
+    model.set_weights(best["weights"])
+    return back, history, best["epoch"]
+
+
+def _select(samples, mask):
+    return [s for s, keep in zip(samples, mask) if keep]
+
+
+def run_training(args, splits) -> dict:
+    """The whole pipeline behind ``python -m ml train``."""
+    import keras
+
+    from . import calibration
+    from .architectures import build_serving_model
+    from .artifact import write_artifact
+    from .classes import label_for
+    from .evaluation import (
+        abstention_report,
+        evaluate_probabilities,
+        gate_report,
+        plot_confusion,
+        plot_history,
+    )
+    from .features import available_views, load_features
+    from .gate import MahalanobisGate
+    from .inference import softmax
+
+    wall = {"started": time.time()}
+    if getattr(args, "max_per_split", None):
+        splits = {k: v[: args.max_per_split] for k, v in splits.items()}
+    backbone, cache, extraction = extract_all(args, splits)
+    wall["extraction_s"] = extraction["seconds"]
+
+    codes = class_codes(args.other)
+    n_classes = len(codes)
+    y = {k: encode_labels(v, codes) for k, v in splits.items()}
+    views = [v for v in available_views(cache, "train", len(splits["train"])) if v <= args.views]
+    log.info("training on views %s of %d training photos", views, len(splits["train"]))
+
+    emb = {k: load_features(cache, k, 0, len(v)) for k, v in splits.items()}
+    train_known = y["train"] >= 0
+    x_train = np.concatenate([load_features(cache, "train", v, len(splits["train"]))[train_known] for v in views])
+    y_train = np.tile(y["train"][train_known], len(views))
+    val_known = y["val"] >= 0
+
+    t0 = time.time()
+    head, history, best_epoch = train_head(
+        x_train, y_train, emb["val"][val_known], y["val"][val_known], n_classes,
+        epochs=args.epochs, hidden=args.hidden, dropout=args.dropout, lr=args.lr, seed=args.seed,
+    )
+    wall["head_training_s"] = round(time.time() - t0, 1)
+    del x_train
+
+    finetune = None
+    if args.finetune_epochs > 0 and backbone.tap_layer and not args.no_tap:
+        t0 = time.time()
+        ft_views = views[: args.finetune_views] if args.finetune_views else views
+        taps = [load_features(cache, "train", v, len(splits["train"]), key="tap")[train_known] for v in ft_views]
+        tap_val = load_features(cache, "val", 0, len(splits["val"]), key="tap")
+        back, ft_history, ft_best = finetune_tail(
+            backbone, head, taps, y["train"][train_known], tap_val[val_known], y["val"][val_known], n_classes,
+            epochs=args.finetune_epochs, lr=args.finetune_lr, seed=args.seed,
+        )
+        del taps
+        # the tail changed, so every embedding (gate, logits) is recomputed from the taps
+        emb["val"] = back.predict(tap_val.astype(np.float32), batch_size=256, verbose=0)
+        for k in ("train", "test"):
+            emb[k] = back.predict(load_features(cache, k, 0, len(splits[k]), key="tap").astype(np.float32), batch_size=256, verbose=0)
+        wall["finetune_s"] = round(time.time() - t0, 1)
+        finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
+                    "views": ft_views, "trained_from": backbone.tap_layer, "history": ft_history}
+        for key in history:
+            history[key] += ft_history[key]
+
+    logits = {k: head.predict(emb[k], batch_size=2048, verbose=0) for k in splits}
+    temperature = calibration.fit_temperature(logits["val"][val_known], y["val"][val_known])
+    probs = {k: softmax(v, temperature) for k, v in logits.items()}
+    raw_probs = {k: softmax(v, 1.0) for k, v in logits.items()}
+
+    # Abstention: "other" photos (when not a class) count as wrong whatever the model says,
+    # so the threshold learns to catch them too.
+    val_conf = probs["val"].max(axis=1)
+    val_correct = (probs["val"].argmax(axis=1) == y["val"]) & val_known
+    min_confidence = calibration.choose_min_confidence(val_conf, val_correct, args.target_accuracy)
+
+    # Gate: every training photo is skin, "other" conditions included.
+    gate_labels = np.array([s.label for s in splits["train"]])
+    gate = MahalanobisGate.fit(emb["train"], gate_labels)
+    pixel_std = {k: _pixel_std(splits[k], backbone.preprocessing, args) for k in ("val", "test")}
+    gate.calibrate(emb["val"], pixel_std["val"], max_false_rejection=args.max_false_rejection)
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("model.keras", "gate.npz"):
+        (out / stale).unlink(missing_ok=True)
+    serving = build_serving_model(backbone.model, head)
+    serving.save(out / "model.keras")
+    gate_config = gate.save(out)
+
+    # Metrics from the cached features of the held-out splits (``python -m ml evaluate``
+    # recomputes them from the image files through the exported model).
+    metrics = {}
+    for split in ("val", "test"):
+        metrics[split] = evaluate_probabilities(probs[split], raw_probs[split], splits[split], codes)
+        metrics[split]["abstention"] = abstention_report(probs[split], y[split], splits[split], codes, min_confidence)
+        skin_ok = (gate.distance(emb[split]) <= gate.threshold) & (pixel_std[split] >= gate.min_pixel_std)
+        metrics[split]["gate_false_rejection"] = float(1.0 - skin_ok.mean())
+    nonskin = gate_report(serving, gate, backbone.preprocessing, (args.input_size, args.input_size))
+    metrics["nonskin_gate"] = nonskin
+    metrics["temperature"] = temperature
+
+    version = args.version or out.name
+    run_dir = args.runs / version
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plot_history(history, run_dir / "training_curves.png")
+    plot_confusion(metrics["test"]["all"]["confusion_matrix"], metrics["test"]["all"]["codes"], run_dir / "confusion_test.png")
+    wall["total_s"] = round(time.time() - wall.pop("started"), 1)
+
+    from .data import summarise
+
+    metadata = {
+        "name": "skin-condition classifier",
+        "version": version,
+        "architecture": backbone.arch,
+        "backbone_weights": str(backbone.weights),
+        "classes": [{"code": c, "label": label_for(c)} for c in codes],
+        "input_size": [args.input_size, args.input_size],
+        "preprocessing": backbone.preprocessing,
+        "model_file": "model.keras",
+        "outputs": ["logits", "embedding"],
+        "temperature": temperature,
+        "thresholds": {
+            "min_confidence": min_confidence,
+            "target_accuracy_when_confident": args.target_accuracy,
+        },
+        "gate": {**gate_config, "max_false_rejection": args.max_false_rejection},
+        "other_handling": args.other,
+        "metrics": _round(metrics),
+        "training": {
+            "seed": args.seed,
+            "views": views,
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch,
+            "hidden": args.hidden,
+            "dropout": args.dropout,
+            "lr": args.lr,
+            "class_weights": "balanced",
+            "finetune": finetune,
+            "wall_times_s": wall,
+            "command": " ".join(sys.argv),
+        },
+        "training_data": summarise(splits),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "licence": "weights derived from HAM10000 (CC BY-NC-SA 4.0) and DermNet NZ (CC BY-NC-ND 3.0 NZ): non-commercial use only",
+    }
+    metadata = write_artifact(out, metadata)
+    (run_dir / "history.json").write_text(json.dumps(history))
+    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    log.info("wrote %s (test: %s)", out, _headline(metrics["test"]))
+    keras.backend.clear_session()
+    return metadata
+
+
+def _pixel_std(samples, mode: str, args) -> np.ndarray:
+    """Contrast of each clean photo as the gate sees it (serving preprocessing)."""
+    from .features import training_batch
+    from .gate import MahalanobisGate
+
+    size = (args.input_size, args.input_size)
+    parts = [MahalanobisGate.pixel_std(training_batch(samples[i : i + 128], 0, args.seed, size, mode)) for i in range(0, len(samples), 128)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _headline(m: dict) -> str:
+    a, h = m["all"], m.get("ham7", {})
+    return f"balanced acc all {a['balanced_accuracy']:.3f}, ham7 {h.get('balanced_accuracy', float('nan')):.3f}, ECE {a['ece']:.3f}"
+
+
+def _round(obj, digits: int = 4):
+    if isinstance(obj, float):
+        return None if obj != obj else round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round(v, digits) for v in obj]
+    if isinstance(obj, np.generic):
+        return _round(obj.item(), digits)
+    return obj

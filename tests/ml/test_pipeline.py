@@ -1,0 +1,133 @@
+"""A tiny real training run end to end: features -> head -> calibration -> gate -> artifact,
+loaded by ``ml.inference.Classifier``, scored by ``evaluate``, served by the predict CLI.
+One training run (module fixture) shared by the tests below; it takes a few seconds."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ml.artifact import ArtifactError, read_metadata
+from ml.classes import ALL_LABELS, CLASS_LABELS
+from ml.cli import main
+
+from .conftest import spot_image, write_dermnet, write_ham
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_ham(root / "ham", lesions_per_class=8, photos_per_lesion=2)
+    write_dermnet(root / "dermnet", per_class=8)
+    out = root / "artifacts" / "tiny-v1"
+    args = [
+        "train", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet"),
+        "--arch", "baseline_cnn", "--weights", "none", "--input-size", "32", "--views", "1",
+        "--epochs", "25", "--hidden", "64", "--dropout", "0.1", "--lr", "3e-3",
+        "--cache", str(root / "cache"), "--out", str(out), "--runs", str(root / "runs"), "--threads", "1",
+    ]
+    assert main(args) == 0
+    return {"root": root, "out": out, "args": args}
+
+
+def test_training_writes_a_complete_verified_artifact(trained):
+    meta = read_metadata(trained["out"], verify=True)
+    assert set(meta["files"]) == {"model.keras", "gate.npz"}
+    assert [c["code"] for c in meta["classes"]] == list(CLASS_LABELS) + ["other"]
+    assert meta["input_size"] == [32, 32] and meta["preprocessing"] == "unit"
+    assert meta["temperature"] > 0 and 0.0 <= meta["thresholds"]["min_confidence"] <= 1.0
+    assert meta["gate"]["method"] == "mahalanobis" and meta["gate"]["min_pixel_std"] > 0
+    for split in ("val", "test"):
+        m = meta["metrics"][split]
+        assert 0.0 <= m["all"]["balanced_accuracy"] <= 1.0
+        assert {"ece", "ece_uncalibrated", "top4_accuracy", "macro_auc"} <= set(m["all"])
+        assert "ham7" in m and "per_source" in m
+    # the tiny model learned the colour code (chance is 1/13 over 13 classes)
+    assert meta["metrics"]["val"]["all"]["top1_accuracy"] > 0.3
+    assert (trained["root"] / "runs" / "tiny-v1" / "training_curves.png").stat().st_size > 1000
+    assert (trained["root"] / "runs" / "tiny-v1" / "confusion_test.png").stat().st_size > 1000
+
+
+def test_rerun_reuses_the_feature_cache(trained, caplog):
+    caplog.set_level("INFO")
+    out2 = trained["root"] / "artifacts" / "tiny-v2"
+    args = list(trained["args"])
+    args[args.index("--out") + 1] = str(out2)
+    args[args.index("--epochs") + 1] = "2"
+    assert main(args) == 0
+    assert "'images': 0" in caplog.text  # nothing extracted the second time
+
+
+def test_classifier_loads_the_trained_artifact_and_ranks_every_class(trained):
+    from ml.inference import Classifier
+
+    clf = Classifier.load(trained["out"])
+    assert clf.version == "tiny-v1" and clf.gate is not None
+    results = clf.predict([spot_image("nv", 1), spot_image("acne", 2)])
+    for r in results:
+        assert r.status in ("ok", "uncertain", "rejected") and r.model_version == "tiny-v1"
+        probs = [p.probability for p in r.predictions]
+        assert [p.code for p in r.predictions] and sorted(probs, reverse=True) == probs
+        assert {p.code for p in r.predictions} == set(ALL_LABELS)
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_tampered_artifact_is_refused(trained, tmp_path):
+    import shutil
+
+    from ml.inference import Classifier
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained["out"], copy)
+    with open(copy / "gate.npz", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ArtifactError, match="sha256"):
+        Classifier.load(copy)
+    (copy / "gate.npz").unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        Classifier.load(copy)
+
+
+def test_predict_cli_prints_one_json_object_per_file(trained, tmp_path, capsys):
+    good = tmp_path / "spot.jpg"
+    spot_image("mel", 5).save(good)
+    flat = tmp_path / "flat.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(flat)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    files = [str(good), str(broken), str(flat)] * 3
+    assert main(["predict", "--model", str(trained["out"]), "--batch-size", "2", *files]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(files)
+    records = [json.loads(line) for line in lines]
+    assert [r["file"] for r in records] == files
+    for r in records:
+        assert set(r) == {"file", "status", "reason", "model_version", "predictions"}
+        assert r["model_version"] == "tiny-v1"
+        if r["file"] == str(broken):
+            assert (r["status"], r["reason"], r["predictions"]) == ("rejected", "unreadable", [])
+            continue
+        assert len(r["predictions"]) == len(ALL_LABELS)
+        for p in r["predictions"]:
+            assert set(p) == {"code", "label", "probability"} and isinstance(p["probability"], float)
+        if r["status"] == "ok":
+            assert r["reason"] is None
+    flat_records = [r for r in records if r["file"] == str(flat)]
+    assert all((r["status"], r["reason"]) == ("rejected", "not_skin") for r in flat_records)
+
+
+def test_evaluate_command_scores_the_artifact_from_image_files(trained, tmp_path):
+    from ml.cli import build_parser, load_splits
+    from ml.evaluation import run_evaluation
+
+    root = trained["root"]
+    args = build_parser().parse_args(["evaluate", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet")])
+    report = run_evaluation(trained["out"], load_splits(args), split="test", out_dir=tmp_path)
+    meta = read_metadata(trained["out"])
+    # the exported model on the image files reproduces the numbers computed from the cache
+    assert report["all"]["balanced_accuracy"] == pytest.approx(meta["metrics"]["test"]["all"]["balanced_accuracy"], abs=1e-3)
+    assert "watermark_check" in report and report["watermark_check"]["dermnet_photos"] > 0
+    assert (tmp_path / "report_test.json").is_file() and (tmp_path / "confusion_test.png").is_file()
+    assert np.isfinite(report["ms_per_image_forward"])

@@ -1,0 +1,47 @@
+"""Training and serving must build the same tensor from the same photo."""
+
+import numpy as np
+
+from ml.data import load_ham, load_training_image
+from ml.features import training_batch
+from ml.preprocessing import open_image, prepare_batch
+
+
+def test_training_batch_equals_serving_batch_for_a_clean_photo(ham_dir):
+    samples = load_ham(ham_dir)[:5]
+    size = (48, 48)
+    for mode in ("efficientnet_lite", "mobilenet_v2", "densenet", "unit"):
+        train = training_batch(samples, view=0, seed=0, input_size=size, mode=mode)
+        serve = prepare_batch([open_image(s.path, size) for s in samples], size, mode)
+        assert train.dtype == np.float32 and train.shape == (5, 48, 48, 3)
+        np.testing.assert_array_equal(train, serve)
+
+
+def test_dermnet_training_batch_is_the_serving_batch_of_the_cropped_photo(dermnet_dir):
+    from ml.data import load_dermnet
+
+    samples = load_dermnet(dermnet_dir)[:3]
+    size = (32, 32)
+    train = training_batch(samples, 0, 0, size, "efficientnet_lite")
+    serve = prepare_batch([load_training_image(s, size) for s in samples], size, "efficientnet_lite")
+    np.testing.assert_array_equal(train, serve)
+    uncropped = prepare_batch([open_image(s.path, size) for s in samples], size, "efficientnet_lite")
+    assert not np.array_equal(train, uncropped)
+
+
+def test_classifier_feeds_the_model_the_prepare_batch_tensor(tiny_model_dir, ham_dir):
+    from ml.inference import Classifier
+
+    clf = Classifier.load(tiny_model_dir)
+    seen = []
+    original = clf._forward
+
+    def spy(batch):
+        seen.append(np.array(batch))
+        return original(batch)
+
+    clf._forward = spy
+    sample = load_ham(ham_dir)[0]
+    clf.predict([open_image(sample.path, clf.input_size)])
+    expected = training_batch([sample], 0, 0, clf.input_size, clf.preprocessing)
+    np.testing.assert_array_equal(seen[0], expected)
