@@ -56,9 +56,10 @@ class MahalanobisGate:
 
     @staticmethod
     def pixel_std(batch: np.ndarray) -> np.ndarray:
-        """Contrast of each normalised input image."""
+        """Contrast of each normalised input image: the spatial spread of each colour
+        channel, averaged over channels (so a flat red is as flat as a flat grey)."""
         b = np.asarray(batch, dtype=np.float32)
-        return b.reshape(len(b), -1).std(axis=1)
+        return b.std(axis=(1, 2)).mean(axis=-1)
 
     def calibrate(
         self,
