@@ -91,7 +91,7 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         # Re-read through the selector so the response has the same shape as a GET.
         submission = selectors.get_submission_for(request.user, submission.uuid)
         data = SubmissionSerializer(submission, context=self.get_serializer_context()).data
-        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": str(data["url"])})
 
     @extend_schema(
         summary="The uploaded photo (owner only)",
