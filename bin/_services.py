@@ -2,8 +2,9 @@
 
 Run by bin/test with the project's settings, so what it prints is what the tests get
 (environment variables and a .env file included). Services are used only when configured
-(DATABASE_URL, REDIS_URL or CELERY_BROKER_URL); a server that merely happens to listen on the
-default port is mentioned, not used. Exits 1 when a configured service cannot be reached:
+(DATABASE_URL, REDIS_URL or CELERY_BROKER_URL) or found answering on their default local
+addresses by bin/_detect_services.py; a server that listens but refuses those defaults is
+mentioned, not used. Exits 1 when a configured service cannot be reached:
 a run that was asked to use PostgreSQL and Redis must not quietly pass on SQLite.
 """
 
@@ -36,7 +37,7 @@ def main() -> int:
     problems = []
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
-        print("Database: SQLite, in memory (fallback: DATABASE_URL is not set)")
+        print("Database: SQLite, in memory (fallback: DATABASE_URL is not set and no PostgreSQL answered on 127.0.0.1:5432)")
         if listening(5432):
             print("  note: something listens on 127.0.0.1:5432; to test against PostgreSQL set e.g.\n"
                   "        DATABASE_URL=postgres://postgres@127.0.0.1:5432/test (as .ci/run does)")
@@ -53,7 +54,7 @@ def main() -> int:
     broker = settings.CELERY_BROKER_URL
     if broker.startswith("filesystem://"):
         print(f"Broker:   Celery filesystem broker in {settings.BROKER_DIR} "
-              "(fallback: REDIS_URL / CELERY_BROKER_URL are not set)")
+              "(fallback: REDIS_URL / CELERY_BROKER_URL are not set and no Redis answered on 127.0.0.1:6379)")
         if listening(6379):
             print("  note: something listens on 127.0.0.1:6379; to test against Redis set e.g.\n"
                   "        REDIS_URL=redis://127.0.0.1:6379/0 (as .ci/run does)")
