@@ -62,6 +62,7 @@ class Classifier:
         self.metadata = metadata
         self.model = model
         self.gate = gate
+        self._call = None
         self.version: str = metadata["version"]
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])[:2]
         self.preprocessing: str = metadata["preprocessing"]
@@ -93,8 +94,17 @@ class Classifier:
         """Raw ``(logits, embedding)`` for a batch already made by ``prepare_batch``."""
         return self._forward(batch)
 
+    def _compiled_call(self):
+        """The model call traced once as a graph: eager calls cost ~8x more per single image."""
+        if self._call is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return self._call
+
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = self.model(batch, training=False)
+        outputs = self._compiled_call()(np.asarray(batch, dtype=np.float32))
         if isinstance(outputs, dict):
             logits, embedding = outputs["logits"], outputs.get("embedding")
         elif isinstance(outputs, (list, tuple)):
