@@ -30,3 +30,30 @@ class SignUpForm(UserCreationForm):
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this e-mail address already exists.", code="duplicate_email")
         return email
+
+
+class ConsentForm(forms.Form):
+    agree = forms.BooleanField(
+        required=True, label="I have read this and agree to my photos and answers being stored and analysed as described.",
+        error_messages={"required": "You need to agree before uploading photos."},
+    )
+    improve_model = forms.BooleanField(
+        required=False, label="Optional: my photos may be used, without my name or e-mail, to improve the model.",
+    )
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(
+        label="Your password", strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self):
+        # check_password, not authenticate(): the session already proves who this is.
+        if not self.user.check_password(self.cleaned_data["password"]):
+            raise forms.ValidationError("That is not your password.", code="wrong_password")
+        return ""

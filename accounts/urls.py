@@ -8,4 +8,7 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("profile/", views.profile, name="profile"),
     path("profile/api-token/", views.regenerate_token, name="api-token"),
+    path("consent/", views.consent, name="consent"),
+    path("export/", views.export_data, name="export-data"),
+    path("delete/", views.delete_account, name="delete-account"),
 ]

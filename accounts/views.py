@@ -1,14 +1,18 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.authtoken.models import Token
 
-from .forms import SignUpForm
+from . import services
+from .forms import ConsentForm, DeleteAccountForm, SignUpForm
 
 
 def signup(request):
@@ -17,7 +21,8 @@ def signup(request):
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        # Named: with axes in AUTHENTICATION_BACKENDS, login() cannot guess which backend applies.
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome! Your account is ready.")
         return redirect(settings.LOGIN_REDIRECT_URL)
     return render(request, "accounts/signup.html", {"form": form})
@@ -32,6 +37,7 @@ def profile(request):
         "submission_count": user.submissions.count(),
         # Reading only: a token is created by an explicit POST, never as a side effect of a GET.
         "token": Token.objects.filter(user=user).first(),
+        "consent": services.current_consent(user),
     })
 
 
@@ -44,3 +50,53 @@ def regenerate_token(request):
         Token.objects.create(user=request.user)
     messages.success(request, "A new API token was created. Clients using the old one must be updated.")
     return redirect("profile")
+
+
+def _safe_next(request, default):
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return target
+    return default
+
+
+@never_cache
+@login_required
+def consent(request):
+    """The consent text (version settings.CONSENT_VERSION) and the separate model-improvement opt-in."""
+    current = services.current_consent(request.user)
+    form = ConsentForm(request.POST or None, initial={"improve_model": current.improve_model if current else False})
+    if request.method == "POST" and form.is_valid():
+        services.accept_consent(request.user, improve_model=form.cleaned_data["improve_model"], request=request)
+        messages.success(request, "Thank you. Your choices are saved; you can change them on your profile.")
+        return redirect(_safe_next(request, "diagnosis:upload"))
+    return render(request, "accounts/consent.html", {
+        "form": form, "current": current, "version": settings.CONSENT_VERSION,
+        "next": _safe_next(request, ""),
+    })
+
+
+@require_POST
+@login_required
+def export_data(request):
+    """Download my data: a zip of the photos (decrypted) and a JSON of everything else."""
+    archive = services.export_zip(request.user, request=request)
+    filename = f"skinsite-data-{timezone.now():%Y%m%d}.zip"
+    response = HttpResponse(archive, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@never_cache
+@login_required
+def delete_account(request):
+    """Confirmation page (GET) and deletion (POST with the password) of the account and all its data."""
+    form = DeleteAccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        services.delete_account(user, request=request)
+        messages.success(request, "Your account, photos and results have been deleted.")
+        return redirect("diagnosis:home")
+    return render(request, "accounts/delete_account.html", {"form": form})

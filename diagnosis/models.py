@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from .choices import BodySite, Duration, Sex, SkinType
+from .storage import photo_storage
 
 
 def submission_upload_to(instance, filename):
@@ -77,7 +78,8 @@ class Submission(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
     lesion = models.ForeignKey(Lesion, on_delete=models.CASCADE, related_name="submissions")
-    image = models.FileField(upload_to=submission_upload_to, max_length=200)
+    # Encrypted at rest (diagnosis/storage.py); .open() gives the decrypted JPEG.
+    image = models.FileField(upload_to=submission_upload_to, storage=photo_storage, max_length=200)
     image_sha256 = models.CharField("sha256 of the uploaded file", max_length=64, db_index=True)
     image_width = models.PositiveIntegerField(default=0)
     image_height = models.PositiveIntegerField(default=0)

@@ -6,6 +6,7 @@ The business rules live here; views, the API and tasks only call in.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -172,3 +173,63 @@ def requeue_submission(submission: Submission) -> bool:
     if updated:
         transaction.on_commit(lambda: enqueue_analysis(submission))
     return bool(updated)
+
+
+# --- Deletion and retention -------------------------------------------------------------------
+# Rows go first, files after the transaction commits: a rollback must never leave rows whose
+# photo is gone. A file whose deletion fails is logged by name (never content) and is caught
+# by the next run of `manage.py purge_expired --orphans`.
+
+
+def _delete_files_on_commit(names):
+    from .storage import photo_storage
+
+    names = [name for name in names if name]
+
+    def delete():
+        storage = photo_storage()
+        for name in names:
+            try:
+                storage.delete(name)
+            except Exception:  # noqa: BLE001 - the row is gone; an orphan file is retried later
+                logger.exception("could not delete stored photo %s", name)
+
+    transaction.on_commit(delete)
+
+
+def delete_submissions(queryset) -> int:
+    """Delete submissions (with their predictions) and their stored photos. Returns how many."""
+    with transaction.atomic():
+        names = list(queryset.values_list("image", flat=True))
+        # Per object, not one bulk DELETE, so auditlog records each deletion.
+        count = 0
+        for submission in queryset.select_for_update():
+            submission.delete()
+            count += 1
+        _delete_files_on_commit(names)
+    return count
+
+
+def delete_submission(submission: Submission) -> None:
+    """Delete one photo. The lesion stays (with its other photos), even if this was its last."""
+    delete_submissions(Submission.objects.filter(pk=submission.pk))
+
+
+def delete_lesion(lesion: Lesion) -> int:
+    """Delete a lesion and every photo of it; returns how many photos went."""
+    with transaction.atomic():
+        count = delete_submissions(Submission.objects.filter(lesion=lesion))
+        lesion.delete()
+    return count
+
+
+def expired_submissions(days: int, now=None):
+    """Submissions older than the retention period (``days`` > 0)."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return Submission.objects.filter(created_at__lt=cutoff)
+
+
+def empty_expired_lesions(days: int, now=None):
+    """Lesions older than the retention period with no photo younger than it (empty once those go)."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return Lesion.objects.filter(created_at__lt=cutoff).exclude(submissions__created_at__gte=cutoff)

@@ -1,11 +1,16 @@
 """Web pages: upload, live result, history. Every health-data page requires login."""
 
 import uuid
+from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
+
+from accounts.services import has_current_consent
 
 from . import selectors, services
 from .forms import UploadForm
@@ -18,6 +23,9 @@ def home(request):
 
 @login_required
 def upload(request):
+    if not has_current_consent(request.user):
+        # First upload, or the consent text changed since the last acceptance.
+        return redirect(f"{reverse('consent')}?{urlencode({'next': request.get_full_path()})}")
     lesions = selectors.lesions_for(request.user)
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES, lesions=lesions)
@@ -84,4 +92,33 @@ def lesion_detail(request, lesion_uuid):
     return render(request, "diagnosis/lesion_detail.html", {
         "lesion": lesion,
         "history": selectors.lesion_history(lesion),
+    })
+
+
+@login_required
+def submission_delete(request, submission_uuid):
+    """Confirmation page (GET) and deletion (POST) of one photo, its results and its stored file."""
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    if request.method == "POST":
+        lesion_uuid = submission.lesion.uuid
+        services.delete_submission(submission)
+        messages.success(request, "The photo and its results have been deleted.")
+        return redirect("diagnosis:lesion-detail", lesion_uuid=lesion_uuid)
+    return render(request, "diagnosis/confirm_delete.html", {
+        "what": "this photo and its results", "cancel_url": reverse("diagnosis:submission-detail",
+                                                                    args=[submission.uuid]),
+    })
+
+
+@login_required
+def lesion_delete(request, lesion_uuid):
+    """Confirmation page (GET) and deletion (POST) of a lesion with all its photos."""
+    lesion = selectors.get_lesion_for(request.user, lesion_uuid)
+    if request.method == "POST":
+        count = services.delete_lesion(lesion)
+        messages.success(request, f"“{lesion.name}” and its {count} photo(s) have been deleted.")
+        return redirect("diagnosis:lesion-list")
+    return render(request, "diagnosis/confirm_delete.html", {
+        "what": f"“{lesion.name}” and all {lesion.submissions.count()} photo(s) of it",
+        "cancel_url": reverse("diagnosis:lesion-detail", args=[lesion.uuid]),
     })

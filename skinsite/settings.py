@@ -3,9 +3,14 @@
 Development defaults need no external server: SQLite and Celery's filesystem
 broker under ``var/``. Production (``DJANGO_ENV=production``) refuses to start
 without ``SECRET_KEY`` and ``ALLOWED_HOSTS`` and expects ``DATABASE_URL``
-(PostgreSQL) and ``REDIS_URL``.
+(PostgreSQL) and ``REDIS_URL``, and ``MEDIA_ENCRYPTION_KEY`` for the photos.
+Security settings (HTTPS, cookies, HSTS) are strict in production so that
+``manage.py check --deploy --fail-level WARNING`` passes; see docs/SECURITY.md.
 """
 
+import base64
+import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -29,7 +34,24 @@ if PRODUCTION:
 else:
     SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Origins (scheme://host[:port]) whose POSTs are trusted, e.g. https://skin.example.org behind a proxy.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS and cookies ------------------------------------------------------
+# Behind a TLS-terminating proxy (deploy/nginx.conf) Django sees plain HTTP: trust the proxy's
+# X-Forwarded-Proto only when told to, since a client could send that header itself otherwise.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=PRODUCTION):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"  # photo and lesion URLs never leak to other sites
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=PRODUCTION)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,12 +65,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / Redoc files served locally: the docs page needs no CDN
     "auditlog",
+    "axes",  # login lock-out after repeated failures
     "accounts",
     "diagnosis",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: refuse oversized requests from their Content-Length.
+    "skinsite.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -57,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a lock-out into a 429 page (keep it last)
 ]
 
 ROOT_URLCONF = "skinsite.urls"
@@ -91,6 +117,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out username+address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+# The pair, not the username alone: a stranger cannot lock a user out by guessing at their name.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Number of proxies in front of Django (deploy/nginx.conf is one) to find the client's address.
+AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else [
+    "REMOTE_ADDR"]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "diagnosis:lesion-list"
 LOGOUT_REDIRECT_URL = "diagnosis:home"
@@ -105,19 +146,57 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Uploaded photos live under MEDIA_ROOT but there is deliberately no public
-# media URL: photos are only ever served by a view that checks the owner.
+# media URL (no MEDIA_URL route in any setting): photos are only ever served by
+# a view that checks the owner. They are stored encrypted (diagnosis/storage.py).
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Submission.image. Any backend works behind diagnosis.storage.EncryptedStorageMixin (S3: see README).
+    "photos": {"BACKEND": env("PHOTO_STORAGE_BACKEND", default="diagnosis.storage.EncryptedFileSystemStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Upload limits (the form and the API enforce them; Django streams big bodies to disk).
+
+def _development_media_key(secret_key):
+    # Stable across restarts of a development install, never used in production.
+    return base64.urlsafe_b64encode(hashlib.sha256(b"skinsite-media-key|" + secret_key.encode()).digest()).decode()
+
+
+# A Fernet key (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
+# Rotation: put the new key in MEDIA_ENCRYPTION_KEY, the old one in MEDIA_ENCRYPTION_OLD_KEYS, run
+# `manage.py rotate_media_key`, then drop the old key.
+if PRODUCTION:
+    try:
+        MEDIA_ENCRYPTION_KEY = env("MEDIA_ENCRYPTION_KEY")
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"production needs MEDIA_ENCRYPTION_KEY to encrypt photos: {exc}") from exc
+else:
+    MEDIA_ENCRYPTION_KEY = env("MEDIA_ENCRYPTION_KEY", default=_development_media_key(SECRET_KEY))
+MEDIA_ENCRYPTION_KEYS = [MEDIA_ENCRYPTION_KEY, *env.list("MEDIA_ENCRYPTION_OLD_KEYS", default=[])]
+for _key in MEDIA_ENCRYPTION_KEYS:
+    try:
+        if len(base64.urlsafe_b64decode(_key.encode())) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured("MEDIA_ENCRYPTION_KEY(S) must be Fernet keys: 32 bytes, url-safe base64") from None
+
+# Upload limits, at three layers: the proxy (deploy/nginx.conf client_max_body_size = MAX_REQUEST_BYTES),
+# RequestSizeLimitMiddleware (MAX_REQUEST_BYTES, from Content-Length, before the body is read), and the
+# form/serializer (MAX_UPLOAD_BYTES for the photo itself, MAX_IMAGE_PIXELS from the image header).
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=MAX_UPLOAD_BYTES + 1024 * 1024)  # + form fields
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=64_000_000)
 STORED_IMAGE_MAX_SIDE = env.int("STORED_IMAGE_MAX_SIDE", default=4096)
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger files are streamed to a temporary file
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # the non-file part of a request body
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
+
+# --- Consent and retention -------------------------------------------------
+# Raise the version when the consent text changes in substance: everyone is asked again before uploading.
+CONSENT_VERSION = env.int("CONSENT_VERSION", default=1)
+# Photos (and their results) older than this many days are deleted by `manage.py purge_expired`; 0 = keep.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="skinsite@localhost")
@@ -127,8 +206,16 @@ ML_ARTIFACTS_DIR = BASE_DIR / "ml" / "artifacts"
 ML_MODEL_NAME = env("ML_MODEL_NAME", default="effnetlite0-v1")
 ML_MODEL_DIR = Path(env("ML_MODEL_DIR", default=str(ML_ARTIFACTS_DIR / ML_MODEL_NAME)))
 
-# --- Celery ---------------------------------------------------------------
+# --- Cache (API throttling; axes keeps its records in the database) ------
+# Shared Redis in production, so every web process counts the same requests.
 REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": env("CACHE_URL", default=REDIS_URL), "KEY_PREFIX": "skinsite"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -162,6 +249,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("THROTTLE_ANON", default="60/minute"),  # per address: token requests and 401s
+        "user": env("THROTTLE_USER", default="1200/hour"),
+        "uploads": env("THROTTLE_UPLOADS", default="60/hour"),  # photo uploads per user (diagnosis.api)
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,

@@ -23,6 +23,19 @@ def _private_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    """A cache key prefix of its own per test: throttle counts never leak between tests.
+
+    With REDIS_URL set the cache is the shared Redis (as in production), which a test
+    must never flush (the Celery broker may live in the same database).
+    """
+    import uuid
+
+    settings.CACHES = {name: {**conf, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+                       for name, conf in settings.CACHES.items()}
+
+
+@pytest.fixture(autouse=True)
 def _eager_tasks(settings):
     """Run Celery tasks in-process by default; worker tests switch this off."""
     from skinsite.celery import app
@@ -112,14 +125,30 @@ def password():
     return "a-long-Passphrase-42"
 
 
+def consenting(user):
+    """Record that ``user`` accepted the consent version in force (what the consent page does)."""
+    from accounts.models import Consent
+    from django.conf import settings
+
+    Consent.objects.create(user=user, version=settings.CONSENT_VERSION)
+    return user
+
+
 @pytest.fixture
 def user(django_user_model, password):
-    return django_user_model.objects.create_user("owner", "owner@example.com", password)
+    """The owner, who has accepted the current consent (uploads need it)."""
+    return consenting(django_user_model.objects.create_user("owner", "owner@example.com", password))
 
 
 @pytest.fixture
 def other_user(django_user_model, password):
-    return django_user_model.objects.create_user("outsider", "outsider@example.com", password)
+    return consenting(django_user_model.objects.create_user("outsider", "outsider@example.com", password))
+
+
+@pytest.fixture
+def new_user(django_user_model, password):
+    """A user who has not accepted any consent yet."""
+    return django_user_model.objects.create_user("newcomer", "newcomer@example.com", password)
 
 
 def _logged_in_client(user):

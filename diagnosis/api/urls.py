@@ -3,6 +3,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from accounts import api as account_api
+
 from . import views
 
 app_name = "api"
@@ -14,5 +16,7 @@ router.register("lesions", views.LesionViewSet, basename="lesion")
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
+    path("consent/", account_api.ConsentView.as_view(), name="consent"),
+    path("export/", account_api.ExportView.as_view(), name="export"),
     *router.urls,
 ]

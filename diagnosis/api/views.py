@@ -8,13 +8,15 @@ Authentication (session or token) and IsAuthenticated come from settings.
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, renderers, status, viewsets
+from rest_framework import mixins, permissions, renderers, status, throttling, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from .. import selectors
+from accounts.api import HasCurrentConsent
+
+from .. import selectors, services
 from ..models import Prediction
 from ..photos import private_photo_response
 from .serializers import (
@@ -46,17 +48,31 @@ class TokenView(ObtainAuthToken):
     """Send the token back as ``Authorization: Token <key>``."""
 
 
+class UploadRateThrottle(throttling.UserRateThrottle):
+    """Photo uploads per user (rate ``uploads`` in settings), on top of the general user rate."""
+
+    scope = "uploads"
+
+
 @extend_schema(tags=["submissions"])
 @extend_schema_view(
     list=extend_schema(summary="List your submissions, newest first"),
     retrieve=extend_schema(summary="A submission's status and ranked predictions"),
+    destroy=extend_schema(summary="Delete a photo, its predictions and its stored file"),
 )
-class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class SubmissionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = SubmissionSerializer
     lookup_field = "uuid"
     lookup_value_converter = "uuid"
     # Only uploads send a body; photos need multipart.
     parser_classes = [MultiPartParser]
+    permission_classes = [permissions.IsAuthenticated, HasCurrentConsent]
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(UploadRateThrottle())
+        return throttles
 
     def get_serializer_class(self):
         # POST (including the browsable API's upload form) takes the upload fields.
@@ -79,10 +95,14 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         description=(
             "Multipart upload. The photo is checked and cleaned (orientation applied, metadata removed) "
             "and queued for analysis; poll the returned `url` until `is_final` is true. A file that is not "
-            "an accepted image is answered 400 with `{\"image\": [message]}` and nothing is stored."
+            "an accepted image is answered 400 with `{\"image\": [message]}` and nothing is stored. "
+            "Until the current consent is accepted (`POST /api/v1/consent/`) the answer is 403."
         ),
         request={"multipart/form-data": SubmissionCreateSerializer},
-        responses={201: SubmissionSerializer, 400: OpenApiResponse(description="Invalid upload")},
+        responses={201: SubmissionSerializer, 400: OpenApiResponse(description="Invalid upload"),
+                   403: OpenApiResponse(description="Consent not accepted yet"),
+                   413: OpenApiResponse(description="Request too large"),
+                   429: OpenApiResponse(description="Too many uploads")},
     )
     def create(self, request, *args, **kwargs):
         upload = self.get_serializer(data=request.data)
@@ -92,6 +112,9 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         submission = selectors.get_submission_for(request.user, submission.uuid)
         data = SubmissionSerializer(submission, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": str(data["url"])})
+
+    def perform_destroy(self, instance):
+        services.delete_submission(instance)
 
     @extend_schema(
         summary="The uploaded photo (owner only)",
@@ -110,14 +133,18 @@ class SubmissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     list=extend_schema(summary="List your lesions"),
     retrieve=extend_schema(summary="A lesion with its photo count"),
     create=extend_schema(summary="Create a lesion to follow"),
+    destroy=extend_schema(summary="Delete a lesion with all its photos and their stored files"),
 )
-class LesionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class LesionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = LesionSerializer
     lookup_field = "uuid"
     lookup_value_converter = "uuid"
 
     def get_queryset(self):
         return selectors.lesions_for(self.request.user)
+
+    def perform_destroy(self, instance):
+        services.delete_lesion(instance)
 
     def perform_create(self, serializer):
         lesion = serializer.save(owner=self.request.user)

@@ -110,6 +110,10 @@ def test_sign_up_upload_and_see_the_ranked_result(chromium, use_tiny_model, live
     expect(nav.get_by_text("e2e-person")).to_be_visible()  # logged in straight after signing up
 
     nav.get_by_role("link", name="Check a spot").click()
+    # The first upload goes through the consent page; the model-improvement opt-in stays unticked.
+    expect(page.get_by_role("heading", name="Before you upload")).to_be_visible()
+    page.check("#id_agree")
+    page.get_by_role("button", name="Save and continue").click()
     expect(page.get_by_role("heading", name="Check a spot")).to_be_visible()
     page.set_input_files("input[name=image]", str(_spot_photo(tmp_path / "spot.jpg")))
     page.fill("input[name=lesion_name]", "Mole on left shoulder")
@@ -142,3 +146,5 @@ def test_sign_up_upload_and_see_the_ranked_result(chromium, use_tiny_model, live
     submission = Submission.objects.get(owner__username="e2e-person")
     assert submission.status == Submission.Status.DONE
     assert submission.predictions.count() == 12
+    consent = submission.owner.consents.get()
+    assert consent.improve_model is False

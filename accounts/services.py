@@ -1,0 +1,104 @@
+"""Consent and data rights: accept the consent text, export everything, delete the account."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit
+from .models import Consent
+
+
+def current_consent(user) -> Consent | None:
+    if not user.is_authenticated:
+        return None
+    return Consent.objects.current(user)
+
+
+def has_current_consent(user) -> bool:
+    return current_consent(user) is not None
+
+
+def accept_consent(user, *, improve_model: bool, request=None) -> Consent:
+    """Record that ``user`` accepted the consent version now in force (a new row each time)."""
+    consent = Consent.objects.create(user=user, version=settings.CONSENT_VERSION, improve_model=bool(improve_model))
+    audit.log_event(user, audit.CONSENT_ACCEPTED, request=request, version=consent.version,
+                    improve_model=consent.improve_model)
+    return consent
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def export_data(user) -> dict:
+    """Everything we hold about ``user`` except the photos' bytes, as JSON-ready data."""
+    from diagnosis.models import Lesion, Submission
+
+    submissions = Submission.objects.for_owner(user).prefetch_related("predictions").select_related("lesion")
+    return {
+        "exported_at": _iso(timezone.now()),
+        "account": {"username": user.username, "email": user.email, "date_joined": _iso(user.date_joined),
+                    "last_login": _iso(user.last_login)},
+        "consents": [
+            {"version": c.version, "improve_model": c.improve_model, "accepted_at": _iso(c.accepted_at)}
+            for c in user.consents.order_by("accepted_at")
+        ],
+        "lesions": [
+            {"uuid": str(lesion.uuid), "name": lesion.name, "body_site": lesion.body_site,
+             "created_at": _iso(lesion.created_at)}
+            for lesion in Lesion.objects.for_owner(user).order_by("created_at")
+        ],
+        "submissions": [
+            {
+                "uuid": str(s.uuid), "lesion": str(s.lesion.uuid), "photo": f"photos/{s.uuid}.jpg",
+                "created_at": _iso(s.created_at), "status": s.status, "failure_reason": s.failure_reason,
+                "uncertain": s.uncertain, "model_version": s.model_version, "finished_at": _iso(s.finished_at),
+                "image_sha256": s.image_sha256, "image_width": s.image_width, "image_height": s.image_height,
+                "age": s.age, "sex": s.sex, "anatomic_site": s.anatomic_site, "skin_type": s.skin_type,
+                "duration": s.duration, "symptoms": s.symptoms,
+                "predictions": [
+                    {"rank": p.rank, "code": p.code, "label": p.label, "probability": p.probability,
+                     "model_version": p.model_version}
+                    for p in sorted(s.predictions.all(), key=lambda p: p.rank)
+                ],
+            }
+            for s in submissions.order_by("created_at")
+        ],
+    }
+
+
+def export_zip(user, *, request=None) -> bytes:
+    """A zip of the decrypted photos (photos/<uuid>.jpg) and data.json; the export is audited."""
+    from diagnosis.models import Submission
+
+    data = export_data(user)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.json", json.dumps(data, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False))
+        for submission in Submission.objects.for_owner(user).only("uuid", "image"):
+            with submission.image.open("rb") as photo:
+                # JPEGs do not compress: store them as they are.
+                archive.writestr(f"photos/{submission.uuid}.jpg", photo.read(), compress_type=zipfile.ZIP_STORED)
+    audit.log_event(user, audit.DATA_EXPORT, request=request, photos=len(data["submissions"]))
+    return buffer.getvalue()
+
+
+def delete_account(user, *, request=None) -> None:
+    """Delete the user, their lesions, photos (files too), predictions, consents and API token."""
+    from diagnosis import services as diagnosis_services
+    from diagnosis.models import Lesion, Submission
+
+    with transaction.atomic():
+        # Written first, so the entry exists even though its object will not (actor becomes NULL).
+        audit.log_event(user, audit.ACCOUNT_DELETED, request=request, action=audit.LogEntry.Action.DELETE)
+        diagnosis_services.delete_submissions(Submission.objects.filter(owner=user))
+        for lesion in Lesion.objects.filter(owner=user):
+            lesion.delete()
+        user.delete()

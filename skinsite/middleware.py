@@ -1,0 +1,29 @@
+"""Refuse oversized requests before their body is read.
+
+Django limits the non-file part of a body (DATA_UPLOAD_MAX_MEMORY_SIZE) but
+streams uploaded files of any size to a temporary file. The proxy in front
+(deploy/nginx.conf, client_max_body_size) is the first limit; this is the
+second, for deployments without it, and the form/serializer's MAX_UPLOAD_BYTES
+is the third.
+"""
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
+
+class RequestSizeLimitMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.MAX_REQUEST_BYTES
+        if length > limit:
+            message = f"The request is too large: the limit is {limit // (1024 * 1024)} MB."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
