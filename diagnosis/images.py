@@ -17,10 +17,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.preprocessing import to_rgb  # also registers the HEIF opener
 
-#: Pillow format names we accept, with what to call them in messages.
-ACCEPTED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "HEIF": "HEIC/HEIF"}
+#: Pillow format names we accept, with what to call them in messages. MPO is how Pillow names a
+#: JPEG that carries extra pictures after the main one (many phone cameras write them).
+ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "HEIF": "HEIC/HEIF"}
 ACCEPTED_DESCRIPTION = "JPEG, PNG, WebP or HEIC"
 MIN_SIDE = 32
+#: Longer side over shorter side. A photo of a spot is never a 60000×40 strip; stored at
+#: STORED_IMAGE_MAX_SIDE such a strip would be a few pixels high, useless to the model.
+MAX_ASPECT_RATIO = 8
 JPEG_QUALITY = 92
 
 
@@ -60,7 +64,10 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own limit, only reached when MAX_IMAGE_PIXELS is set above it.
+        raise ImageRejected(f"The image is too large: the limit is {max_pixels // 1_000_000} megapixels.")
+    except UnidentifiedImageError:
         raise ImageRejected(f"This file is not an image we can read. Please upload a {ACCEPTED_DESCRIPTION} photo.")
     except Exception as exc:  # noqa: BLE001 - any decoder error is a bad upload
         raise ImageRejected(f"This file could not be read as an image ({exc.__class__.__name__}).")
@@ -76,7 +83,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         )
     if min(width, height) < MIN_SIDE:
         raise ImageRejected(f"The image is too small ({width}×{height}); take a closer photo of the spot.")
-    if getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageRejected(
+            f"The image is too long and narrow ({width}×{height}); please upload an ordinary photo of the spot."
+        )
+    # An MPO's extra frames are other pictures (a depth map, a preview), not an animation: the
+    # first frame is the photo itself, and it is the only one decoded.
+    if img.format != "MPO" and getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
         raise ImageRejected("Animated images are not accepted; please upload a still photo.")
     return img
 
@@ -90,18 +103,23 @@ def _decode(img: Image.Image) -> Image.Image:
 
 
 def sanitize_upload(upload, *, max_bytes: int, max_pixels: int, max_side: int) -> CleanImage:
-    """Return a clean, metadata-free JPEG of the upload, or raise ImageRejected."""
+    """Return a clean, metadata-free JPEG of the upload, or raise ImageRejected (and nothing else)."""
     data = _read_all(upload, max_bytes)
-    img = _open(data, max_pixels)
-    source_format = img.format
-    img = to_rgb(_decode(img))
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    # A new image object carries no info dict: nothing of the original metadata is written.
-    clean = Image.new("RGB", img.size)
-    clean.paste(img)
-    clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    try:
+        img = _open(data, max_pixels)
+        source_format = "JPEG" if img.format == "MPO" else img.format
+        img = to_rgb(_decode(img))
+        if max(img.size) > max_side:
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        # A new image object carries no info dict: nothing of the original metadata is written.
+        clean = Image.new("RGB", img.size)
+        clean.paste(img)
+        clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed EXIF block, an odd mode: a bad upload, not a 500
+        raise ImageRejected(f"This image could not be processed ({exc.__class__.__name__}).") from exc
     return CleanImage(
         content=out.getvalue(),
         width=clean.width,
