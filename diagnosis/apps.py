@@ -6,3 +6,4 @@ class DiagnosisConfig(AppConfig):
 
     def ready(self):
         from . import audit  # noqa: F401 - registers models with the audit log
+        from . import checks  # noqa: F401 - deployment checks (encrypted photos, shared cache)

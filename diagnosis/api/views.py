@@ -47,6 +47,10 @@ class JPEGRenderer(renderers.BaseRenderer):
 class TokenView(ObtainAuthToken):
     """Send the token back as ``Authorization: Token <key>``."""
 
+    # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
+    # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
+    throttle_classes = [throttling.AnonRateThrottle]
+
 
 class UploadRateThrottle(throttling.UserRateThrottle):
     """Photo uploads per user (rate ``uploads`` in settings), on top of the general user rate."""

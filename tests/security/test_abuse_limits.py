@@ -1,0 +1,123 @@
+"""Abuse limits: DRF throttling (anonymous, user, uploads) on the shared cache, login lock-out (axes)."""
+
+import subprocess
+import sys
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.urls import reverse
+from rest_framework.throttling import SimpleRateThrottle
+
+from diagnosis.models import Submission
+from tests.conftest import image_bytes, upload_file
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rates(monkeypatch):
+    """Lower a throttle rate for one test (DRF reads the rates once, into this class attribute)."""
+    def set_rate(scope, rate):
+        monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, scope, rate)
+    return set_rate
+
+
+def test_uploads_have_their_own_limit(rates, owner_client):
+    rates("uploads", "2/hour")
+    url = reverse("api:submission-list")
+    for _ in range(2):
+        assert owner_client.post(url, {"image": upload_file(image_bytes())}).status_code == 201
+    response = owner_client.post(url, {"image": upload_file(image_bytes())})
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert Submission.objects.count() == 2
+    # Reading is not an upload: still allowed.
+    assert owner_client.get(url).status_code == 200
+
+
+def test_upload_limit_is_per_user(rates, owner_client, outsider_client):
+    rates("uploads", "1/hour")
+    url = reverse("api:submission-list")
+    assert owner_client.post(url, {"image": upload_file(image_bytes())}).status_code == 201
+    assert owner_client.post(url, {"image": upload_file(image_bytes())}).status_code == 429
+    assert outsider_client.post(url, {"image": upload_file(image_bytes())}).status_code == 201
+
+
+def test_authenticated_requests_are_limited(rates, owner_client):
+    rates("user", "3/minute")
+    url = reverse("api:lesion-list")
+    assert [owner_client.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_anonymous_requests_are_limited(rates, client):
+    rates("anon", "3/minute")
+    url = reverse("api:auth-token")
+    codes = [client.post(url, {"username": "nobody", "password": "x"}).status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
+
+
+def test_the_cache_is_redis_when_redis_url_is_set():
+    code = "import django; django.setup(); from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "skinsite.settings"}
+    with_redis = subprocess.run([sys.executable, "-c", code], env={**base, "REDIS_URL": "redis://127.0.0.1:6379/0"},
+                                capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=120)
+    assert with_redis.stdout.strip() == "django.core.cache.backends.redis.RedisCache", with_redis.stderr[-1000:]
+    without = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True,
+                             cwd=settings.BASE_DIR, timeout=120)
+    assert without.stdout.strip() == "django.core.cache.backends.locmem.LocMemCache", without.stderr[-1000:]
+
+
+def test_the_configured_cache_works():
+    """With REDIS_URL set (CI), this round-trips through the real Redis the throttles use."""
+    from django.core.cache import cache
+
+    cache.set("security-test", "ok", 10)
+    assert cache.get("security-test") == "ok"
+
+
+# --- log-in lock-out ----------------------------------------------------------------------------
+
+
+def _login(client, username, password, address="10.0.0.1"):
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_login_locks_out_after_repeated_failures(client, user, password):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _login(client, user.username, "wrong").status_code == 200
+    locked = _login(client, user.username, "wrong")
+    assert locked.status_code == 429
+    assert "too many login attempts" in locked.content.decode().lower()
+    # Even the right password is refused while locked out...
+    assert _login(client, user.username, password).status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert AccessAttempt.objects.filter(username=user.username).exists()
+
+
+def test_lock_out_is_per_username_and_address(client, user, password):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login(client, user.username, "wrong", address="10.0.0.1")
+    # ...but a stranger guessing from elsewhere cannot lock the real person out.
+    response = _login(client, user.username, password, address="10.0.0.2")
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_a_successful_login_resets_the_count(client, user, password):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        _login(client, user.username, "wrong")
+    assert _login(client, user.username, password).status_code == 302
+    client.post(reverse("logout"))
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _login(client, user.username, "wrong").status_code == 200
+    assert _login(client, user.username, password).status_code == 302
+
+
+def test_api_token_endpoint_is_locked_out_too(client, user, password):
+    url = reverse("api:auth-token")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(url, {"username": user.username, "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+    # Locked out: the right password gets no token (DRF answers axes' refusal as a failed log-in, 400).
+    response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.9")
+    assert response.status_code == 400 and "token" not in response.json()
+    response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.8")
+    assert response.status_code == 200 and response.json()["token"]
