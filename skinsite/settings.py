@@ -273,6 +273,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Lesion.body_site and Submission.anatomic_site share one choice set: one enum in the schema.
     "ENUM_NAME_OVERRIDES": {"BodySiteEnum": "diagnosis.choices.BodySite"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "diagnosis.api.schema.add_error_responses",  # 400/401/403/404/413/429, as the API answers them
+    ],
 }
 
 AUDITLOG_INCLUDE_ALL_MODELS = False

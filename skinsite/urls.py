@@ -12,3 +12,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("diagnosis.urls")),
 ]
+
+handler404 = "skinsite.views.not_found"

@@ -47,6 +47,12 @@ class SubmissionSerializer(serializers.ModelSerializer):
     predictions = serializers.SerializerMethodField()
     top_predictions = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
+    # Declared so the schema says "" is a possible value (the person did not answer): a read-only
+    # model field loses allow_blank, and the schema then listed only the choices.
+    sex = serializers.ChoiceField(choices=Sex.choices, allow_blank=True, read_only=True)
+    anatomic_site = serializers.ChoiceField(choices=BodySite.choices, allow_blank=True, read_only=True)
+    skin_type = serializers.ChoiceField(choices=SkinType.choices, allow_blank=True, read_only=True)
+    duration = serializers.ChoiceField(choices=Duration.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Submission

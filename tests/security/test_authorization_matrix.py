@@ -209,3 +209,10 @@ def test_another_user_cannot_delete_through_the_api(outsider_client, owned, name
 
     assert outsider_client.delete(url_for(name, kind, owned)).status_code == 404
     assert Submission.objects.filter(pk=owned.pk).exists()
+
+
+def test_unknown_api_paths_answer_json_404_and_pages_html(owner_client):
+    response = owner_client.get("/api/v1/submissions/not-a-uuid/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    response = owner_client.get("/lesions/not-a-uuid/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
