@@ -31,9 +31,9 @@ _THE_USER = object()  # default actor: the user the event is about
 
 
 def _client_address(request):
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    from skinsite.client_ip import client_ip
+
+    return client_ip(request) if request is not None else None
 
 
 def log_event(user, event, *, request=None, action=LogEntry.Action.ACCESS, actor=_THE_USER, **details):

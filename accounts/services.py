@@ -95,10 +95,12 @@ def delete_account(user, *, request=None) -> None:
     from diagnosis import services as diagnosis_services
     from diagnosis.models import Lesion, Submission
 
+    # The audit entries about the deleted photos and lesions are redacted (diagnosis.audit);
+    # those about the account itself (log-ins, this deletion) keep the username as the trail.
     with transaction.atomic():
         # Written first, so the entry exists even though its object will not (actor becomes NULL).
         audit.log_event(user, audit.ACCOUNT_DELETED, request=request, action=audit.LogEntry.Action.DELETE)
         diagnosis_services.delete_submissions(Submission.objects.filter(owner=user))
         for lesion in Lesion.objects.filter(owner=user):
-            lesion.delete()
+            diagnosis_services.delete_lesion(lesion)
         user.delete()

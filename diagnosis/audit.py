@@ -6,6 +6,7 @@ the admin sends to record who looked at a record (action ACCESS, see admin.py).
 
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.contenttypes.models import ContentType
 
 from .models import Lesion, Prediction, Submission
 
@@ -25,4 +26,22 @@ def log_requeued(submission):
         action=LogEntry.Action.UPDATE,
         changes={"status": [Submission.Status.FAILED.value, Submission.Status.QUEUED.value]},
         force_log=True,
+    )
+
+
+REDACTED = "(deleted at the owner's request)"
+
+
+def redact_deleted(model, pks):
+    """Blank the recorded field values of deleted objects, keeping who did what and when.
+
+    auditlog copies every field into its entries (a submission's age, symptoms, the lesion's
+    name...). When a person deletes a photo, a lesion or their account, that health
+    information must not live on in the audit log; the entries themselves stay as the trail.
+    """
+    pks = [str(pk) for pk in pks]
+    if not pks:
+        return 0
+    return LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model), object_pk__in=pks).update(
+        changes=None, changes_text="", object_repr=REDACTED, serialized_data=None
     )

@@ -199,15 +199,20 @@ def _delete_files_on_commit(names):
 
 def delete_submissions(queryset) -> int:
     """Delete submissions (with their predictions) and their stored photos. Returns how many."""
+    from .audit import redact_deleted
+
     with transaction.atomic():
         names = list(queryset.values_list("image", flat=True))
+        prediction_pks = list(Prediction.objects.filter(submission__in=queryset).values_list("pk", flat=True))
         # Per object, not one bulk DELETE, so auditlog records each deletion.
-        count = 0
+        deleted = []
         for submission in queryset.select_for_update():
+            deleted.append(submission.pk)
             submission.delete()
-            count += 1
+        redact_deleted(Submission, deleted)
+        redact_deleted(Prediction, prediction_pks)
         _delete_files_on_commit(names)
-    return count
+    return len(deleted)
 
 
 def delete_submission(submission: Submission) -> None:
@@ -217,9 +222,13 @@ def delete_submission(submission: Submission) -> None:
 
 def delete_lesion(lesion: Lesion) -> int:
     """Delete a lesion and every photo of it; returns how many photos went."""
+    from .audit import redact_deleted
+
     with transaction.atomic():
         count = delete_submissions(Submission.objects.filter(lesion=lesion))
+        lesion_pk = lesion.pk
         lesion.delete()
+        redact_deleted(Lesion, [lesion_pk])
     return count
 
 

@@ -121,3 +121,28 @@ def test_api_token_endpoint_is_locked_out_too(client, user, password):
     assert response.status_code == 400 and "token" not in response.json()
     response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.8")
     assert response.status_code == 200 and response.json()["token"]
+
+
+@pytest.mark.parametrize("count,forwarded,remote,expected", [
+    (0, "203.0.113.9", "198.51.100.1", "198.51.100.1"),  # no proxy: the header is the client's own
+    (1, "203.0.113.9", "127.0.0.1", "203.0.113.9"),  # nginx overwrote it with the client's address
+    (1, "6.6.6.6, 203.0.113.9", "127.0.0.1", "203.0.113.9"),  # a forged entry on the left is ignored
+    (2, "203.0.113.9, 10.0.0.2", "127.0.0.1", "203.0.113.9"),
+    (1, "", "127.0.0.1", "127.0.0.1"),
+])
+def test_client_address_behind_proxies(settings, rf, count, forwarded, remote, expected):
+    from skinsite.client_ip import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = count
+    request = rf.get("/", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR=remote)
+    assert client_ip(request) == expected
+
+
+def test_lock_out_behind_the_proxy_is_per_client_address(settings, client, user, password):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": user.username, "password": "wrong"},
+                    REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    response = client.post(reverse("login"), {"username": user.username, "password": password},
+                           REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert response.status_code == 302

@@ -35,6 +35,21 @@ def _load_schema():
 schema = _load_schema()
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Calls go straight to the WSGI app, whose request_finished signal would close the database
+    connection (and with it the test's transaction, on PostgreSQL). Django's test Client switches
+    close_old_connections off around its requests in the same way."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def token(user, submission_factory, monkeypatch):
     # The throttles are tested elsewhere; here they would only cut the run short.

@@ -207,3 +207,21 @@ def test_purge_expired_orphans_removes_files_without_rows(submission_factory, ca
     assert "1 orphan file(s)" in capsys.readouterr().out and orphan.exists()
     call_command("purge_expired", "--orphans")
     assert not orphan.exists() and stored_files() == sorted([keep.image.name, "submissions/uploading.jpg"])
+
+
+def test_deleting_redacts_health_data_from_the_audit_log(owner_client, analysed, django_capture_on_commit_callbacks):
+    from django.contrib.contenttypes.models import ContentType
+
+    lesion = analysed.lesion
+    Lesion.objects.filter(pk=lesion.pk).update(name="Mole on left shoulder")
+    lesion.refresh_from_db()
+    lesion.name = "Mole on left shoulder, itchy"
+    lesion.save()  # an UPDATE entry holding the old and the new name
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("diagnosis:lesion-delete", args=[lesion.uuid]))
+    entries = LogEntry.objects.filter(content_type__in=ContentType.objects.get_for_models(
+        Lesion, Submission, Prediction).values())
+    assert entries.filter(action=LogEntry.Action.DELETE).count() == 1 + 1 + 12  # the trail stays
+    text = json.dumps([[e.changes, e.changes_text, e.object_repr, e.serialized_data] for e in entries])
+    for health_data in ("Mole on left shoulder", "itching", '"40"', "tiny-test-1"):
+        assert health_data not in text

@@ -46,7 +46,7 @@ class Command(BaseCommand):
                 photos = services.delete_submissions(services.expired_submissions(days, now))
                 lesions = 0
                 for lesion in services.empty_expired_lesions(days, now):
-                    lesion.delete()  # one by one, so auditlog records each
+                    services.delete_lesion(lesion)  # one by one: audited, and the entries redacted
                     lesions += 1
             self.stdout.write(f"{verb} {photos} photo(s) and {lesions} empty lesion(s) older than {days} days.")
         if orphans:
