@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -15,6 +15,7 @@ from accounts.services import has_current_consent
 from . import selectors, services
 from .forms import UploadForm
 from .photos import private_photo_response
+from .throttles import UploadRateThrottle
 
 
 def home(request):
@@ -28,6 +29,13 @@ def upload(request):
         return redirect(f"{reverse('consent')}?{urlencode({'next': request.get_full_path()})}")
     lesions = selectors.lesions_for(request.user)
     if request.method == "POST":
+        # The API's per-user upload rate, sharing its count: one limit whichever way photos come.
+        throttle = UploadRateThrottle()
+        if not throttle.allow_request(request, None):
+            wait = int(throttle.wait() or 60)
+            return HttpResponse(f"Too many uploads: please try again in {max(1, wait // 60)} minute(s).",
+                                status=429, content_type="text/plain; charset=utf-8",
+                                headers={"Retry-After": str(wait)})
         form = UploadForm(request.POST, request.FILES, lesions=lesions)
         if form.is_valid():
             submission = services.create_submission(

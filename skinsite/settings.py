@@ -68,12 +68,14 @@ INSTALLED_APPS = [
     "axes",  # login lock-out after repeated failures
     "accounts",
     "diagnosis",
+    "guidance",  # condition knowledge base and urgency triage
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: refuse oversized requests from their Content-Length.
     "skinsite.middleware.RequestSizeLimitMiddleware",
+    "skinsite.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

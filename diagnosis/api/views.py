@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from accounts.api import HasCurrentConsent
 
 from .. import selectors, services
+from ..throttles import UploadRateThrottle
 from ..models import Prediction
 from ..photos import private_photo_response
 from .serializers import (
@@ -50,12 +51,6 @@ class TokenView(ObtainAuthToken):
     # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
     # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
     throttle_classes = [throttling.AnonRateThrottle]
-
-
-class UploadRateThrottle(throttling.UserRateThrottle):
-    """Photo uploads per user (rate ``uploads`` in settings), on top of the general user rate."""
-
-    scope = "uploads"
 
 
 @extend_schema(tags=["submissions"])

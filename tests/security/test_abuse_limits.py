@@ -146,3 +146,15 @@ def test_lock_out_behind_the_proxy_is_per_client_address(settings, client, user,
     response = client.post(reverse("login"), {"username": user.username, "password": password},
                            REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
     assert response.status_code == 302
+
+
+def test_web_and_api_uploads_share_one_limit(rates, owner_client):
+    rates("uploads", "2/hour")
+    assert owner_client.post(reverse("diagnosis:upload"), {"image": upload_file(image_bytes())}).status_code == 302
+    assert owner_client.post(reverse("api:submission-list"), {"image": upload_file(image_bytes())}).status_code == 201
+    response = owner_client.post(reverse("diagnosis:upload"), {"image": upload_file(image_bytes())})
+    assert response.status_code == 429 and "Too many uploads" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+    assert owner_client.post(reverse("api:submission-list"), {"image": upload_file(image_bytes())}).status_code == 429
+    assert Submission.objects.count() == 2
+    assert owner_client.get(reverse("diagnosis:upload")).status_code == 200  # the page itself still opens

@@ -216,3 +216,14 @@ def test_unknown_api_paths_answer_json_404_and_pages_html(owner_client):
     assert response.status_code == 404 and response.json() == {"detail": "Not found."}
     response = owner_client.get("/lesions/not-a-uuid/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_pages_send_security_headers(owner_client, owned):
+    for url in (reverse("diagnosis:home"), reverse("diagnosis:submission-detail", args=[owned.uuid]),
+                reverse("api:submission-list")):
+        response = owner_client.get(url)
+        csp = response["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Referrer-Policy"] == "same-origin"

@@ -1,0 +1,9 @@
+"""The per-user upload rate (``uploads`` in REST_FRAMEWORK's rates), for the API and the web form."""
+
+from rest_framework import throttling
+
+
+class UploadRateThrottle(throttling.UserRateThrottle):
+    """Photo uploads per user, on top of the general user rate. One count for web and API."""
+
+    scope = "uploads"
