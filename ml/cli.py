@@ -56,6 +56,7 @@ def _add_backbone_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder (git-ignored)")
     p.add_argument("--views", type=int, default=6, help="augmented views per training photo, besides the clean one")
     p.add_argument("--no-tap", action="store_true", help="do not cache the intermediate activation")
+    p.add_argument("--tap-layer", default=None, help="layer whose activation is cached (default: the arch's choice)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
 
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="cache frozen-backbone features (resumable)")
     _add_data_args(p)
     _add_backbone_args(p)
+    p.add_argument("--tap-only", action="store_true", help="run the network only up to --tap-layer and cache that")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train", help="train, calibrate and export a model artifact")
@@ -146,9 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--class-weight-power", type=float, default=1.0,
+                   help="class weights (n / (C n_c)) ** power: 1 fully balanced, 0.5 softer, 0 none")
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="then fine-tune the layers after the cached tap layer for this many epochs (0: frozen backbone)")
     p.add_argument("--finetune-lr", type=float, default=1e-4)
+    p.add_argument("--finetune-patience", type=int, default=4)
+    p.add_argument("--tap-cache", type=Path, default=None,
+                   help="cache made by `extract --tap-layer L --tap-only`: fine-tune everything after layer L")
     p.add_argument("--finetune-views", type=int, default=0, help="use only the first N cached views for fine-tuning (0: all)")
     p.add_argument("--target-accuracy", type=float, default=0.80,
                    help="validation accuracy required of confident answers; below the matching threshold -> uncertain")

@@ -76,12 +76,15 @@ def training_batch(samples: Sequence[Sample], view: int, seed: int, input_size, 
     return prepare_batch([load_view(s, view, seed, input_size) for s in samples], input_size, mode)
 
 
-def extraction_model(backbone_model, tap_layer: str | None):
-    """The backbone with the tap activation as a second output (or only the embedding)."""
+def extraction_model(backbone_model, tap_layer: str | None, tap_only: bool = False):
+    """The backbone with the tap activation as a second output (or only the embedding,
+    or, with ``tap_only``, only the part of the network up to the tap)."""
     import keras
 
     if tap_layer is None:
         return backbone_model
+    if tap_only:
+        return keras.Model(backbone_model.input, backbone_model.get_layer(tap_layer).output)
     return keras.Model(backbone_model.input, [backbone_model.get_layer(tap_layer).output, backbone_model.output])
 
 
@@ -96,13 +99,14 @@ def extract(
     tap_layer: str | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    tap_only: bool = False,
 ) -> dict:
     """Compute every missing shard for the (split, view) jobs, in order. Returns timings."""
     import tensorflow as tf
     from tqdm import tqdm
 
     cache_dir = Path(cache_dir)
-    model = extraction_model(backbone_model, tap_layer)
+    model = extraction_model(backbone_model, tap_layer, tap_only)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     todo = []
@@ -131,7 +135,9 @@ def extract(
                 if b + 1 < len(batches):
                     future = pool.submit(load_batch, batches[b + 1])
                 out = forward(tf.constant(batch))
-                if tap_layer is None:
+                if tap_only:
+                    taps.append(np.asarray(out, dtype=np.float16))
+                elif tap_layer is None:
                     embeddings.append(np.asarray(out, dtype=np.float32))
                 else:
                     taps.append(np.asarray(out[0], dtype=np.float16))
@@ -139,7 +145,7 @@ def extract(
                 bar.update(len(batch))
             path = _shard_path(cache_dir, split, view, index)
             path.parent.mkdir(parents=True, exist_ok=True)
-            arrays = {"embedding": np.concatenate(embeddings)}
+            arrays = {"embedding": np.concatenate(embeddings)} if embeddings else {}
             if taps:
                 arrays["tap"] = np.concatenate(taps)
             tmp = path.with_suffix(".tmp.npz")

@@ -25,13 +25,16 @@ def extract_all(args, splits):
 
     size = (args.input_size, args.input_size)
     backbone = build_backbone(args.arch, size, args.weights)
-    tap = None if args.no_tap else backbone.tap_layer
+    tap = None if args.no_tap else (getattr(args, "tap_layer", None) or backbone.tap_layer)
+    tap_only = bool(getattr(args, "tap_only", False))
     manifest = manifest_for(splits, args.arch, args.weights, size, backbone.preprocessing, args.seed, tap)
+    if tap_only:
+        manifest["tap_only"] = True
     cache = open_cache(args.cache, manifest)
     started = time.time()
     timings = extract(
         cache, feature_jobs(args.views), splits, backbone.model, size, backbone.preprocessing, args.seed,
-        tap_layer=tap, batch_size=args.batch_size,
+        tap_layer=tap, batch_size=args.batch_size, tap_only=tap_only,
     )
     log.info("feature extraction: %s (wall %.0f s)", timings, time.time() - started)
     return backbone, cache, timings
@@ -52,10 +55,13 @@ def encode_labels(samples, codes: list[str]) -> np.ndarray:
     return np.array([index.get(s.label, -1) for s in samples], dtype=np.int64)
 
 
-def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
-    """n / (C * n_c): every class contributes equally to the loss (nevus is 2/3 of HAM)."""
+def balanced_class_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> dict[int, float]:
+    """(n / (C * n_c)) ** power: with power 1 every class contributes equally to the loss
+    (nevus is 2/3 of HAM); 0.5 is a softer correction that trusts the 13 training photos
+    of DermNet dermatofibroma less."""
     counts = np.bincount(y, minlength=n_classes).astype(float)
-    weights = len(y) / (n_classes * np.maximum(counts, 1.0))
+    weights = (len(y) / (n_classes * np.maximum(counts, 1.0))) ** power
+    weights *= len(y) / float(np.sum(weights[y]))  # mean weight per photo stays 1
     return {i: float(w) for i, w in enumerate(weights)}
 
 
@@ -73,6 +79,7 @@ def train_head(
     seed: int = 0,
     patience: int = 8,
     progress: bool = True,
+    class_weight_power: float = 1.0,
 ):
     """Fit the head; keep the epoch with the best validation balanced accuracy."""
     import keras
@@ -114,7 +121,7 @@ def train_head(
         validation_data=(x_val, y_val),
         epochs=epochs,
         batch_size=batch_size,
-        class_weight=balanced_class_weights(y_train, n_classes),
+        class_weight=balanced_class_weights(y_train, n_classes, class_weight_power),
         shuffle=True,
         verbose=0,
         callbacks=[Track()],
@@ -125,6 +132,7 @@ def train_head(
 
 def finetune_tail(
     backbone,
+    tap_layer: str,
     head,
     taps_train: list[np.ndarray],
     y_train: np.ndarray,
@@ -136,6 +144,7 @@ def finetune_tail(
     batch_size: int = 128,
     seed: int = 0,
     patience: int = 3,
+    class_weight_power: float = 1.0,
 ):
     """Fine-tune the backbone after the cached tap layer (EfficientNet-Lite0: stage 7 and
     the 1x1 head convolution) together with the classifier head.
@@ -152,18 +161,26 @@ def finetune_tail(
     from .metrics import balanced_accuracy
 
     keras.utils.set_random_seed(seed)
-    _, back = split_at(backbone.model, backbone.tap_layer)
+    _, back = split_at(backbone.model, tap_layer)
     for layer in back.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     inputs = keras.Input(back.input_shape[1:], name="tap")
     model = keras.Model(inputs, head(back(inputs)))
     model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, epochs * int(np.ceil(len(y_train) / batch_size)))),
+        # one epoch of warm-up: the head is already trained and a full-size first step would undo it
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(
+                0.0,
+                decay_steps=max(1, (epochs - 1) * int(np.ceil(len(y_train) / batch_size))),
+                warmup_target=lr,
+                warmup_steps=int(np.ceil(len(y_train) / batch_size)),
+            )
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    weights = balanced_class_weights(y_train, n_classes)
+    weights = balanced_class_weights(y_train, n_classes, class_weight_power)
     sample_weight = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
     rng = np.random.default_rng(seed)
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "val_balanced_accuracy": []}
@@ -247,28 +264,34 @@ def run_training(args, splits) -> dict:
     head, history, best_epoch = train_head(
         x_train, y_train, emb["val"][val_known], y["val"][val_known], n_classes,
         epochs=args.epochs, hidden=args.hidden, dropout=args.dropout, lr=args.lr, seed=args.seed,
+        class_weight_power=args.class_weight_power,
     )
     wall["head_training_s"] = round(time.time() - t0, 1)
     del x_train
 
     finetune = None
-    if args.finetune_epochs > 0 and backbone.tap_layer and not args.no_tap:
+    tap_cache, tap_layer = cache, backbone.tap_layer
+    if getattr(args, "tap_cache", None):
+        # activations of an earlier layer, cached by ``extract --tap-layer L --tap-only``
+        tap_cache, tap_layer = args.tap_cache, json.loads((args.tap_cache / "manifest.json").read_text())["tap"]
+    if args.finetune_epochs > 0 and tap_layer and not args.no_tap:
         t0 = time.time()
         ft_views = views[: args.finetune_views] if args.finetune_views else views
-        taps = [load_features(cache, "train", v, len(splits["train"]), key="tap")[train_known] for v in ft_views]
-        tap_val = load_features(cache, "val", 0, len(splits["val"]), key="tap")
+        taps = [load_features(tap_cache, "train", v, len(splits["train"]), key="tap")[train_known] for v in ft_views]
+        tap_val = load_features(tap_cache, "val", 0, len(splits["val"]), key="tap")
         back, ft_history, ft_best = finetune_tail(
-            backbone, head, taps, y["train"][train_known], tap_val[val_known], y["val"][val_known], n_classes,
+            backbone, tap_layer, head, taps, y["train"][train_known], tap_val[val_known], y["val"][val_known], n_classes,
             epochs=args.finetune_epochs, lr=args.finetune_lr, seed=args.seed,
+            class_weight_power=args.class_weight_power, patience=args.finetune_patience,
         )
         del taps
         # the tail changed, so every embedding (gate, logits) is recomputed from the taps
         emb["val"] = back.predict(tap_val.astype(np.float32), batch_size=256, verbose=0)
         for k in ("train", "test"):
-            emb[k] = back.predict(load_features(cache, k, 0, len(splits[k]), key="tap").astype(np.float32), batch_size=256, verbose=0)
+            emb[k] = back.predict(load_features(tap_cache, k, 0, len(splits[k]), key="tap").astype(np.float32), batch_size=256, verbose=0)
         wall["finetune_s"] = round(time.time() - t0, 1)
         finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
-                    "views": ft_views, "trained_from": backbone.tap_layer, "history": ft_history}
+                    "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history}
         for key in history:
             history[key] += ft_history[key]
 
@@ -344,10 +367,10 @@ def run_training(args, splits) -> dict:
             "hidden": args.hidden,
             "dropout": args.dropout,
             "lr": args.lr,
-            "class_weights": "balanced",
+            "class_weights": f"balanced ** {args.class_weight_power}",
             "finetune": finetune,
             "wall_times_s": wall,
-            "command": " ".join(sys.argv),
+            "command": "python -m ml " + " ".join(sys.argv[1:]),
         },
         "training_data": summarise(splits),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
