@@ -34,7 +34,8 @@ class SignUpForm(UserCreationForm):
 
 class ConsentForm(forms.Form):
     agree = forms.BooleanField(
-        required=True, label="I have read this and agree to my photos and answers being stored and analysed as described.",
+        required=True,
+        label="I have read this and agree to my photos and answers being stored and analysed as described.",
         error_messages={"required": "You need to agree before uploading photos."},
     )
     improve_model = forms.BooleanField(

@@ -66,11 +66,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             img = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own limit, only reached when MAX_IMAGE_PIXELS is set above it.
-        raise ImageRejected(f"The image is too large: the limit is {max_pixels // 1_000_000} megapixels.")
+        raise ImageRejected(f"The image is too large: the limit is {max_pixels // 1_000_000} megapixels.") from None
     except UnidentifiedImageError:
-        raise ImageRejected(f"This file is not an image we can read. Please upload a {ACCEPTED_DESCRIPTION} photo.")
+        raise ImageRejected(
+            f"This file is not an image we can read. Please upload a {ACCEPTED_DESCRIPTION} photo.") from None
     except Exception as exc:  # noqa: BLE001 - any decoder error is a bad upload
-        raise ImageRejected(f"This file could not be read as an image ({exc.__class__.__name__}).")
+        raise ImageRejected(f"This file could not be read as an image ({exc.__class__.__name__}).") from exc
     if img.format not in ACCEPTED_FORMATS:
         raise ImageRejected(
             f"{img.format or 'This'} files are not accepted. Please upload a {ACCEPTED_DESCRIPTION} photo."
@@ -97,8 +98,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 def _decode(img: Image.Image) -> Image.Image:
     try:
         img.load()
-    except Exception:  # noqa: BLE001 - truncated or corrupt data
-        raise ImageRejected("The image is damaged or incomplete (the upload may have been cut off).")
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
+        raise ImageRejected("The image is damaged or incomplete (the upload may have been cut off).") from exc
     return ImageOps.exif_transpose(img)
 
 

@@ -127,8 +127,9 @@ def password():
 
 def consenting(user):
     """Record that ``user`` accepted the consent version in force (what the consent page does)."""
-    from accounts.models import Consent
     from django.conf import settings
+
+    from accounts.models import Consent
 
     Consent.objects.create(user=user, version=settings.CONSENT_VERSION)
     return user

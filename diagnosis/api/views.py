@@ -11,15 +11,16 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, permissions, renderers, status, throttling, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.api import HasCurrentConsent
 
 from .. import selectors, services
-from ..throttles import UploadRateThrottle
 from ..models import Prediction
 from ..photos import private_photo_response
+from ..throttles import UploadRateThrottle
 from .serializers import (
     LesionHistoryItemSerializer,
     LesionSerializer,
@@ -51,6 +52,16 @@ class TokenView(ObtainAuthToken):
     # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
     # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
     throttle_classes = [throttling.AnonRateThrottle]
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # django-axes marks the request it refused; DRF would answer that as a plain failed log-in.
+            if getattr(request, "axes_locked_out", False):
+                return Response({"detail": "Too many failed log-ins: try again later."},
+                                status=status.HTTP_429_TOO_MANY_REQUESTS)
+            raise
 
 
 @extend_schema(tags=["submissions"])

@@ -57,7 +57,8 @@ def test_anonymous_requests_are_limited(rates, client):
 
 
 def test_the_cache_is_redis_when_redis_url_is_set():
-    code = "import django; django.setup(); from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+    code = ("import django; django.setup(); from django.conf import settings;"
+            "print(settings.CACHES['default']['BACKEND'])")
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "skinsite.settings"}
     with_redis = subprocess.run([sys.executable, "-c", code], env={**base, "REDIS_URL": "redis://127.0.0.1:6379/0"},
                                 capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=120)
@@ -116,9 +117,10 @@ def test_api_token_endpoint_is_locked_out_too(client, user, password):
     url = reverse("api:auth-token")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post(url, {"username": user.username, "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
-    # Locked out: the right password gets no token (DRF answers axes' refusal as a failed log-in, 400).
+    # Locked out: the right password gets no token.
     response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.9")
-    assert response.status_code == 400 and "token" not in response.json()
+    assert response.status_code == 429 and "token" not in response.json()
+    assert "Too many failed log-ins" in response.json()["detail"]
     response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.8")
     assert response.status_code == 200 and response.json()["token"]
 

@@ -1,8 +1,8 @@
 """Download my data, delete a photo, a lesion, the account (files too), and the retention command."""
 
 import io
-import os
 import json
+import os
 import zipfile
 from datetime import timedelta
 from pathlib import Path

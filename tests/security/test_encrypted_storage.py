@@ -68,7 +68,7 @@ def test_a_wrong_key_fails_closed(settings, submission_factory):
 
 def test_photos_have_no_public_url(submission_factory):
     with pytest.raises(ValueError):
-        submission_factory().image.url
+        _ = submission_factory().image.url
 
 
 def test_no_media_route_in_the_url_configuration(client, submission_factory):

@@ -9,7 +9,8 @@
 import io
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from diagnosis.images import MAX_ASPECT_RATIO, MIN_SIDE, ImageRejected, sanitize_upload
