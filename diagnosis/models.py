@@ -45,6 +45,18 @@ class Lesion(models.Model):
 
 
 class SubmissionQuerySet(OwnedQuerySet):
+    def allowed_for_training(self):
+        """Photos whose owner's latest consent (any version) opts in to improving the model.
+
+        The opt-in is separate from the consent to upload: without it, a photo is analysed for its
+        owner and never used for anything else. A later "no" withdraws earlier photos too.
+        """
+        from accounts.models import Consent
+
+        latest = Consent.objects.filter(user=models.OuterRef("owner")).order_by("-accepted_at", "-pk")
+        return self.annotate(_owner_opt_in=models.Subquery(latest.values("improve_model")[:1])).filter(
+            _owner_opt_in=True)
+
     def with_top_prediction(self):
         top = Prediction.objects.filter(submission=models.OuterRef("pk"), rank=1)
         return self.annotate(

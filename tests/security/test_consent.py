@@ -93,3 +93,16 @@ def test_api_upload_needs_consent_then_works(new_client, new_user):
 def test_profile_shows_consent_state(owner_client):
     page = owner_client.get(reverse("profile")).content.decode()
     assert "Consent accepted on" in page and "may not</span>" not in page and "may not" in page
+
+
+def test_only_opted_in_photos_are_allowed_for_training(user, other_user, new_user, submission_factory):
+    from accounts.services import accept_consent
+
+    mine, theirs, newcomers = submission_factory(), submission_factory(owner=other_user), None
+    accept_consent(user, improve_model=True)
+    Consent.objects.create(user=new_user, version=1, improve_model=True)
+    newcomers = submission_factory(owner=new_user)
+    assert set(Submission.objects.allowed_for_training()) == {mine, newcomers}
+    accept_consent(user, improve_model=False)  # withdrawing covers the earlier photos too
+    assert set(Submission.objects.allowed_for_training()) == {newcomers}
+    assert theirs not in Submission.objects.allowed_for_training()
