@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts.services import has_current_consent
+from guidance.selectors import result_guidance
 
 from . import selectors, services
 from .forms import UploadForm
@@ -65,6 +66,7 @@ def submission_detail(request, submission_uuid):
     return render(request, "diagnosis/submission_detail.html", {
         "submission": submission,
         "top_predictions": predictions[:4],
+        "guidance": result_guidance(submission, predictions),
     })
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("guidance.urls")),  # /conditions/ pages and /api/v1/conditions/
     path("", include("diagnosis.urls")),
 ]
 

@@ -10,6 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from guidance.api.serializers import SubmissionGuidanceField
+
 from .. import selectors, services
 from ..choices import BodySite, Duration, Sex, SkinType
 from ..images import ImageRejected
@@ -47,6 +49,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
     predictions = serializers.SerializerMethodField()
     top_predictions = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
+    guidance = SubmissionGuidanceField()  # urgency tier and reasons (guidance/triage.py)
     # Declared so the schema says "" is a possible value (the person did not answer): a read-only
     # model field loses allow_blank, and the schema then listed only the choices.
     sex = serializers.ChoiceField(choices=Sex.choices, allow_blank=True, read_only=True)
@@ -60,7 +63,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "uuid", "url", "lesion", "status", "status_display", "is_final", "failure_reason", "uncertain",
             "model_version", "created_at", "started_at", "finished_at",
             "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
-            "predictions", "top_predictions", "image_url",
+            "predictions", "top_predictions", "image_url", "guidance",
         ]
         read_only_fields = fields
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "owner", "other", "admin")
 
-# name -> (kind of object in the URL, {role: status}).  Kinds: None, "submission", "lesion", "reset".
+# name -> (kind of object in the URL, {role: status}).  Kinds: None, "submission", "lesion", "reset", "condition".
 LOGIN, OK, NOT_FOUND, NOT_ALLOWED, UNAUTH, REDIRECT = 302, 200, 404, 405, 401, "redirect"
 PRIVATE_OBJECT = {"anonymous": LOGIN, "owner": OK, "other": NOT_FOUND, "admin": NOT_FOUND}
 LOGGED_IN_PAGE = {"anonymous": LOGIN, "owner": OK, "other": OK, "admin": OK}
@@ -69,6 +69,11 @@ ROUTES = {
     # The schema and its docs page are public: they describe the API, not anyone's data.
     "api-schema": (None, PUBLIC),
     "api-docs": (None, PUBLIC),
+    # guidance: general health information about conditions, no personal data.
+    "guidance:condition-list": (None, PUBLIC),
+    "guidance:condition-detail": ("condition", PUBLIC),
+    "guidance:api-condition-list": (None, PUBLIC),
+    "guidance:api-condition-detail": ("condition", PUBLIC),
 }
 
 
@@ -116,6 +121,8 @@ def url_for(name, kind, submission):
         return reverse(name, args=[submission.uuid])
     if kind == "lesion":
         return reverse(name, args=[submission.lesion.uuid])
+    if kind == "condition":
+        return reverse(name, args=["mel"])
     if kind == "reset":
         return reverse(name, kwargs={"uidb64": "MQ", "token": "bogus-token"})
     return reverse(name)

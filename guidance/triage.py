@@ -1,0 +1,184 @@
+"""Urgency triage: how soon to see someone, from the calibrated probabilities and the person's answers.
+
+One pure function, :func:`triage`, no database and no settings: the caller passes the
+malignancy threshold (``guidance.selectors.malignancy_threshold()`` reads it from the
+model's metadata or from settings). The rule, in order:
+
+1. **Malignancy.** ``p(mel) + p(bcc) + p(scc) + p(akiec)`` (the calibrated probabilities of
+   melanoma, basal cell carcinoma, squamous cell carcinoma and actinic keratosis / Bowen's
+   disease) at or above the threshold gives ``urgent``. The sum, not the top class: a photo
+   that is 30 % "mole" and 25 % "melanoma" is still one to show a doctor quickly.
+2. **Top class.** Below the threshold, the most probable class sets the tier
+   (``TOP_CLASS_TIER``): a skin-cancer class on top → ``soon``; benign growths (moles,
+   seborrhoeic keratoses, dermatofibromas, vascular spots) → ``routine``; eczema, tinea
+   and acne → ``self_care`` but only while the malignancy sum is below half the threshold
+   (otherwise ``routine``); psoriasis → ``routine`` (it needs a doctor's diagnosis and
+   prescription treatment); "another skin condition" → ``soon`` (we cannot say what it is).
+3. **Not skin / uncertain.** A photo the gate rejected as not skin has no meaningful
+   probabilities: they are ignored and the tier starts at ``routine``. An uncertain result
+   (no class stands out) is never reassuring: at least ``routine``. Neither ever gives
+   ``self_care``.
+4. **Red flags** in the answers (``RED_FLAGS``: bleeding, a sore not healed in 4 weeks,
+   getting bigger, changing colour or shape) raise the tier: to ``urgent`` for a spot or
+   growth (anything but the inflammatory and infection classes), for an unclear result and
+   whenever two or more red flags are present; otherwise (eczema, tinea, acne, psoriasis
+   with low malignancy) to at least ``soon``.
+5. **Minor signs** (``MINOR_SIGNS``: itching, pain, crusting) on a spot or growth raise
+   ``self_care``/``routine`` to ``soon`` (itch and crusting are minor criteria of the
+   seven-point checklist for changing moles).
+
+Age and duration are accepted in ``answers`` but do not change the tier yet.
+
+The threshold. It must be chosen on *validation* data (never test data) as the largest
+value at which the urgent tier still catches at least 95 % of the melanomas there, and
+reported with its false-alarm rate in the model card; the ML lead writes it into the model
+metadata as ``thresholds.malignancy``. Until a model carries one,
+``DEFAULT_MALIGNANCY_THRESHOLD`` (setting ``MALIGNANCY_THRESHOLD``) applies: a deliberately
+low placeholder, not a validated value, that errs towards sending people to a doctor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+URGENT, SOON, ROUTINE, SELF_CARE = "urgent", "soon", "routine", "self_care"
+
+# Most urgent first. Titles are what the person reads.
+TIERS: dict[str, str] = {
+    URGENT: "See a doctor within 2 weeks",
+    SOON: "Book an appointment in the coming weeks",
+    ROUTINE: "Mention it at your next routine visit / keep an eye on it",
+    SELF_CARE: "Self-care; see a pharmacist or GP if it does not get better",
+}
+TIER_CHOICES = [(code, title) for code, title in TIERS.items()]
+_RANK = {SELF_CARE: 0, ROUTINE: 1, SOON: 2, URGENT: 3}
+
+MALIGNANT_CODES = ("mel", "bcc", "scc", "akiec")
+INFLAMMATORY_CODES = frozenset({"ad", "tinea", "acne", "psoriasis"})
+DEFAULT_MALIGNANCY_THRESHOLD = 0.15
+
+# The tier when this class is the most probable and the malignancy sum is below the threshold.
+TOP_CLASS_TIER: dict[str, str] = {
+    "mel": SOON, "bcc": SOON, "scc": SOON, "akiec": SOON,
+    "nv": ROUTINE, "bkl": ROUTINE, "df": ROUTINE, "vasc": ROUTINE,
+    "ad": SELF_CARE, "tinea": SELF_CARE, "acne": SELF_CARE, "psoriasis": ROUTINE,
+    "other": SOON,
+}
+
+RED_FLAGS: dict[str, str] = {
+    "bleeding": "it bleeds",
+    "not_healing": "it is a sore that has not healed in 4 weeks",
+    "growing": "it is getting bigger",
+    "changing": "it is changing colour or shape",
+}
+MINOR_SIGNS: dict[str, str] = {"itching": "it itches", "pain": "it hurts or is tender", "crusting": "it crusts or oozes"}
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    tier: str
+    reasons: list[str] = field(default_factory=list)
+    malignancy_probability: float | None = None
+
+    @property
+    def title(self) -> str:
+        return TIERS[self.tier]
+
+
+def _pct(p: float) -> str:
+    return f"{p * 100:.0f} %"
+
+
+def _more_urgent(a: str, b: str) -> str:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def malignancy_probability(probabilities: dict[str, float]) -> float:
+    """The summed probability of melanoma, BCC, SCC and actinic keratosis / Bowen's disease."""
+    return sum(float(probabilities.get(code, 0.0)) for code in MALIGNANT_CODES)
+
+
+def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, answers: dict,
+           malignancy_threshold: float = DEFAULT_MALIGNANCY_THRESHOLD) -> TriageResult:
+    """Turn one result and the person's answers into one of four tiers, with plain-language reasons.
+
+    ``probabilities`` maps class codes (``ml.classes``) to calibrated probabilities (may be
+    empty); ``answers`` may hold ``symptoms`` (a list of ``Submission.Symptom`` codes),
+    ``age`` and ``duration``. The rule is described in the module docstring.
+    """
+    reasons: list[str] = []
+    symptoms = set(answers.get("symptoms") or [])
+    red_flags = [text for code, text in RED_FLAGS.items() if code in symptoms]
+    minor = [text for code, text in MINOR_SIGNS.items() if code in symptoms]
+
+    if not_skin or not probabilities:
+        # The gate's "not skin" means the probabilities describe nothing: ignore them.
+        malignancy = None
+        top = None
+        tier = ROUTINE
+        reasons.append("The photo could not be assessed" + (
+            " because it does not look like a close-up of skin" if not_skin else "")
+            + ", so we cannot say anything reassuring. Retake it, or show the spot to a doctor if it worries you.")
+        unclear = True
+    else:
+        malignancy = malignancy_probability(probabilities)
+        top = max(probabilities, key=lambda code: probabilities[code])
+        unclear = uncertain or top == "other"
+        if malignancy >= malignancy_threshold:
+            tier = URGENT
+            reasons.append(
+                f"The photo resembles skin cancer or a pre-cancerous spot (melanoma, basal cell carcinoma, "
+                f"squamous cell carcinoma or actinic keratosis) with a combined probability of {_pct(malignancy)}, "
+                f"at or above the {_pct(malignancy_threshold)} at which we advise seeing a doctor quickly.")
+        else:
+            tier = TOP_CLASS_TIER.get(top, SOON)
+            if top in INFLAMMATORY_CODES and tier == SELF_CARE and malignancy >= malignancy_threshold / 2:
+                tier = ROUTINE
+                reasons.append(
+                    f"The photo most resembles a common skin condition that often responds to self-care, but the "
+                    f"combined probability of skin cancer or a pre-cancerous spot ({_pct(malignancy)}) is not low "
+                    f"enough to rule it out: have it looked at.")
+            elif top in MALIGNANT_CODES:
+                reasons.append(
+                    f"The most likely match is a skin cancer or pre-cancerous spot, although the combined "
+                    f"probability ({_pct(malignancy)}) is below the level for the most urgent advice.")
+            elif top == "other":
+                reasons.append("The photo most resembles a skin condition outside the ones the model knows, "
+                               "so it cannot tell you what it is: a doctor or nurse should look at it.")
+            elif tier == SELF_CARE:
+                reasons.append("The photo most resembles a common skin condition that usually responds to "
+                               "self-care or treatment from a pharmacist, and nothing in it suggests skin cancer.")
+            elif top == "psoriasis":
+                reasons.append("The photo most resembles psoriasis, which needs a doctor's diagnosis and "
+                               "usually prescription treatment, but it is not urgent.")
+            else:
+                reasons.append(f"The photo most resembles a harmless (benign) skin growth; the combined "
+                               f"probability of skin cancer or a pre-cancerous spot is {_pct(malignancy)}.")
+        if uncertain:
+            reasons.append("The model is uncertain: none of the conditions it knows stands out, "
+                           "so it cannot reassure you.")
+            if tier == SELF_CARE:
+                tier = ROUTINE
+
+    spot = unclear or top not in INFLAMMATORY_CODES
+    if red_flags:
+        said = " and ".join(red_flags)
+        if spot or len(red_flags) >= 2:
+            if tier != URGENT:
+                reasons.append(f"You told us {said}: these are warning signs that a doctor should check quickly.")
+            else:
+                reasons.append(f"You told us {said}, which are warning signs as well.")
+            tier = URGENT
+        else:
+            if _RANK[tier] < _RANK[SOON]:
+                reasons.append(f"You told us {said}: a doctor should see it rather than treating it yourself.")
+            else:
+                reasons.append(f"You told us {said}, which is a reason to have it checked.")
+            tier = _more_urgent(tier, SOON)
+    if minor and spot and _RANK[tier] < _RANK[SOON]:
+        reasons.append(f"You told us {' and '.join(minor)}: in a spot or growth that is worth having checked.")
+        tier = SOON
+
+    if not_skin or uncertain:
+        tier = _more_urgent(tier, ROUTINE)  # never self-care without a clear result
+    return TriageResult(tier=tier, reasons=reasons, malignancy_probability=malignancy)

@@ -1,0 +1,15 @@
+"""Condition pages and their read-only API, included once from skinsite/urls.py (namespace ``guidance``)."""
+
+from django.urls import path
+
+from . import views
+from .api import views as api_views
+
+app_name = "guidance"
+
+urlpatterns = [
+    path("conditions/", views.condition_list, name="condition-list"),
+    path("conditions/<slug:code>/", views.condition_detail, name="condition-detail"),
+    path("api/v1/conditions/", api_views.ConditionListView.as_view(), name="api-condition-list"),
+    path("api/v1/conditions/<slug:code>/", api_views.ConditionDetailView.as_view(), name="api-condition-detail"),
+]

@@ -1,0 +1,134 @@
+"""The urgency rule, table-driven: probabilities + uncertainty + answers -> tier and reasons."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from guidance.triage import (
+    RED_FLAGS,
+    ROUTINE,
+    SELF_CARE,
+    SOON,
+    TIERS,
+    TOP_CLASS_TIER,
+    URGENT,
+    malignancy_probability,
+    triage,
+)
+from ml.classes import ALL_LABELS
+
+T = 0.15  # the threshold the table is written for (passed explicitly: the default may change)
+RANK = {SELF_CARE: 0, ROUTINE: 1, SOON: 2, URGENT: 3}
+SPREAD = {"nv": .11, "bkl": .11, "df": .11, "vasc": .11, "ad": .11, "tinea": .11, "acne": .11, "psoriasis": .11}
+
+# id, probabilities, uncertain, not_skin, symptoms, expected tier, a phrase the reasons must contain
+TABLE = [
+    ("clear mole", {"nv": .9, "bkl": .05, "mel": .05}, False, False, [], ROUTINE, "harmless (benign)"),
+    ("clear melanoma", {"mel": .7, "nv": .3}, False, False, [], URGENT, "combined probability of 70 %"),
+    ("mole on top but melanoma 20 %", {"nv": .75, "mel": .2, "bkl": .05}, False, False, [], URGENT, "melanoma"),
+    ("malignancy spread over four classes", {"nv": .58, "bkl": .25, "mel": .06, "bcc": .05, "scc": .03, "akiec": .03},
+     False, False, [], URGENT, "17 %"),
+    ("just below the threshold", {"nv": .86, "mel": .14}, False, False, [], ROUTINE, "14 %"),
+    ("exactly at the threshold", {"nv": .85, "mel": .15}, False, False, [], URGENT, "at or above the 15 %"),
+    ("actinic keratosis on top, sum below threshold", {"akiec": .12, **SPREAD}, False, False, [], SOON,
+     "below the level"),
+    ("clear eczema", {"ad": .9, "nv": .08, "mel": .02}, False, False, [], SELF_CARE, "self-care"),
+    ("eczema but malignancy not low", {"ad": .8, "nv": .1, "mel": .1}, False, False, [], ROUTINE, "rule it out"),
+    ("clear tinea", {"tinea": .85, "ad": .15}, False, False, [], SELF_CARE, "pharmacist"),
+    ("clear acne", {"acne": .95, "nv": .05}, False, False, [], SELF_CARE, "self-care"),
+    ("clear psoriasis", {"psoriasis": .9, "ad": .1}, False, False, [], ROUTINE, "prescription"),
+    ("another skin condition", {"other": .7, "nv": .3}, False, False, [], SOON, "outside the ones the model knows"),
+    ("uncertain eczema is never self-care", {"ad": .4, "tinea": .35, "psoriasis": .25}, True, False, [], ROUTINE,
+     "uncertain"),
+    ("uncertain mole", {"nv": .45, "bkl": .4, "df": .15}, True, False, [], ROUTINE, "cannot reassure"),
+    ("not skin: probabilities ignored", {"mel": .9, "nv": .1}, False, True, [], ROUTINE, "does not look like"),
+    ("not skin but bleeding", {"acne": 1.0}, False, True, ["bleeding"], URGENT, "it bleeds"),
+    ("no probabilities at all", {}, False, False, [], ROUTINE, "could not be assessed"),
+    ("changing mole", {"nv": .95, "mel": .05}, False, False, ["changing"], URGENT, "changing colour or shape"),
+    ("bleeding mole", {"nv": .95, "mel": .05}, False, False, ["bleeding"], URGENT, "warning signs"),
+    ("growing seborrhoeic keratosis", {"bkl": .9, "nv": .1}, False, False, ["growing"], URGENT, "getting bigger"),
+    ("melanoma and bleeding", {"mel": .8, "nv": .2}, False, False, ["bleeding"], URGENT, "warning signs as well"),
+    ("bleeding eczema", {"ad": .9, "nv": .1}, False, False, ["bleeding"], SOON, "rather than treating it yourself"),
+    ("eczema with two red flags", {"ad": .9, "nv": .1}, False, False, ["bleeding", "growing"], URGENT,
+     "it bleeds and it is getting bigger"),
+    ("psoriasis sore not healing", {"psoriasis": .9, "ad": .1}, False, False, ["not_healing"], SOON,
+     "has not healed in 4 weeks"),
+    ("uncertain tinea not healing", {"tinea": .4, "ad": .3, "psoriasis": .3}, True, False, ["not_healing"], URGENT,
+     "warning signs"),
+    ("itchy acne stays self-care", {"acne": .95, "nv": .05}, False, False, ["itching"], SELF_CARE, "self-care"),
+    ("itchy mole", {"nv": .95, "mel": .05}, False, False, ["itching"], SOON, "it itches"),
+    ("crusting benign keratosis", {"bkl": .9, "nv": .1}, False, False, ["crusting"], SOON, "crusts or oozes"),
+    ("painful vascular spot", {"vasc": .9, "nv": .1}, False, False, ["pain"], SOON, "hurts"),
+    ("clear dermatofibroma, age and duration do not matter", {"df": .9, "nv": .1}, False, False, [], ROUTINE,
+     "benign"),
+]
+
+
+@pytest.mark.parametrize("probabilities,uncertain,not_skin,symptoms,tier,phrase",
+                         [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
+def test_triage_table(probabilities, uncertain, not_skin, symptoms, tier, phrase):
+    result = triage(probabilities, uncertain=uncertain, not_skin=not_skin,
+                    answers={"symptoms": symptoms, "age": 70, "duration": "days"}, malignancy_threshold=T)
+    assert result.tier == tier, result.reasons
+    assert result.title == TIERS[tier]
+    assert any(phrase in reason for reason in result.reasons), result.reasons
+    assert all(reason.strip() and reason[0].isupper() and reason.rstrip().endswith(".") for reason in result.reasons)
+
+
+def test_table_covers_every_tier_and_has_enough_rows():
+    assert len(TABLE) >= 15
+    assert {row[5] for row in TABLE} == set(TIERS)
+
+
+def test_malignancy_is_the_sum_of_the_four_classes():
+    assert malignancy_probability({"mel": .1, "bcc": .2, "scc": .05, "akiec": .05, "nv": .6}) == pytest.approx(.4)
+    assert malignancy_probability({"nv": 1.0}) == 0.0
+
+
+def test_the_threshold_decides_between_urgent_and_not():
+    probabilities = {"nv": .7, "mel": .3}
+    answers = {"symptoms": []}
+    assert triage(probabilities, uncertain=False, not_skin=False, answers=answers,
+                  malignancy_threshold=.25).tier == URGENT
+    assert triage(probabilities, uncertain=False, not_skin=False, answers=answers,
+                  malignancy_threshold=.35).tier == ROUTINE
+
+
+@pytest.mark.parametrize("top", sorted(ALL_LABELS))
+def test_uncertain_or_not_skin_never_gives_self_care(top):
+    probabilities = {top: .6, "ad": .2, "nv": .2} if top != "ad" else {"ad": .8, "nv": .2}
+    symptom_sets = [[], ["itching"], ["pain", "crusting"], *([flag] for flag in RED_FLAGS)]
+    for symptoms, (uncertain, not_skin) in itertools.product(symptom_sets, [(True, False), (False, True),
+                                                                            (True, True)]):
+        result = triage(probabilities, uncertain=uncertain, not_skin=not_skin, answers={"symptoms": symptoms},
+                        malignancy_threshold=T)
+        assert result.tier != SELF_CARE, (top, symptoms, uncertain, not_skin)
+
+
+@pytest.mark.parametrize("top", sorted(ALL_LABELS))
+def test_a_red_flag_never_lowers_and_always_reaches_at_least_soon(top):
+    probabilities = {top: .9, "nv": .1} if top != "nv" else {"nv": .9, "bkl": .1}
+    for uncertain in (False, True):
+        without = triage(probabilities, uncertain=uncertain, not_skin=False, answers={}, malignancy_threshold=T)
+        for flag in RED_FLAGS:
+            flagged = triage(probabilities, uncertain=uncertain, not_skin=False, answers={"symptoms": [flag]},
+                             malignancy_threshold=T)
+            assert RANK[flagged.tier] >= max(RANK[without.tier], RANK[SOON]), (top, flag, uncertain)
+
+
+def test_every_known_class_has_a_top_class_tier():
+    assert set(ALL_LABELS) <= set(TOP_CLASS_TIER)
+
+
+def test_a_clear_result_is_never_less_urgent_than_the_conditions_usual_tier():
+    """The knowledge base's 'usual urgency' and the rule agree for a clear, symptom-free result."""
+    data = json.loads((Path(__file__).resolve().parents[2] / "guidance" / "data" / "conditions.json").read_text())
+    for entry in data["conditions"]:
+        code = entry["code"]
+        probabilities = {code: .95, "nv": .05} if code != "nv" else {"nv": .95, "bkl": .05}
+        result = triage(probabilities, uncertain=False, not_skin=False, answers={}, malignancy_threshold=T)
+        assert RANK[result.tier] >= RANK[entry["urgency"]], (code, result.tier, entry["urgency"])
