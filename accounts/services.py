@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -103,4 +104,7 @@ def delete_account(user, *, request=None) -> None:
         diagnosis_services.delete_submissions(Submission.objects.filter(owner=user))
         for lesion in Lesion.objects.filter(owner=user):
             diagnosis_services.delete_lesion(lesion)
+        # django-axes keeps failed attempts by username and address; they go with the account.
+        for model in (AccessAttempt, AccessFailureLog, AccessLog):
+            model.objects.filter(username=user.get_username()).delete()
         user.delete()

@@ -129,6 +129,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30
 # The pair, not the username alone: a stranger cannot lock a user out by guessing at their name.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Successful log-ins are in the audit log already (accounts/audit.py); no second store of addresses.
+AXES_DISABLE_ACCESS_LOG = True
 # Proxies in front of Django (deploy/nginx.conf is one). Without this, every client would share the
 # proxy's address and the lock-out would become per username: anyone could lock anyone out.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)

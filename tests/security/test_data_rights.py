@@ -12,6 +12,7 @@ from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -137,8 +138,12 @@ def test_delete_account_needs_the_password(owner_client, user, analysed):
 
 def test_delete_account_removes_everything(owner_client, user, password, analysed, other_user,
                                            submission_factory, django_capture_on_commit_callbacks):
+    from axes.models import AccessAttempt
+
     theirs = submission_factory(owner=other_user)
     owner_client.post(reverse("api-token"))
+    Client().post(reverse("login"), {"username": user.username, "password": "wrong"})
+    assert AccessAttempt.objects.filter(username=user.username).exists()
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(reverse("delete-account"), {"password": password})
     assert response.status_code == 302 and response["Location"] == reverse("diagnosis:home")
@@ -148,6 +153,7 @@ def test_delete_account_removes_everything(owner_client, user, password, analyse
     assert not Consent.objects.filter(user_id=user.pk).exists()
     assert stored_files() == [theirs.image.name]
     assert "_auth_user_id" not in owner_client.session
+    assert not AccessAttempt.objects.filter(username=user.username).exists()
     entry = LogEntry.objects.get(additional_data__event="account_deleted")
     assert entry.action == LogEntry.Action.DELETE and entry.object_pk == str(user.pk)
 
