@@ -125,3 +125,9 @@ def test_outsider_regenerating_leaves_owner_token_alone(outsider_client, user):
     own = Token.objects.create(user=user).key
     outsider_client.post(TOKEN)
     assert Token.objects.get(user=user).key == own
+
+
+def test_profile_page_title_is_plain_text_and_data_section_appears_once(owner_client):
+    html = owner_client.get(PROFILE).content.decode()
+    assert "<title>Your account · Skin spot check</title>" in html
+    assert html.count('id="your-data"') == 1
