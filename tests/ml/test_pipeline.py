@@ -131,3 +131,28 @@ def test_evaluate_command_scores_the_artifact_from_image_files(trained, tmp_path
     assert "watermark_check" in report and report["watermark_check"]["dermnet_photos"] > 0
     assert (tmp_path / "report_test.json").is_file() and (tmp_path / "confusion_test.png").is_file()
     assert np.isfinite(report["ms_per_image_forward"])
+
+
+def test_finetuning_after_a_cached_activation_is_exported(tmp_path):
+    """extract --tap-only caches block4_out; train --tap-cache fine-tunes stages 5-7 on it, and
+    the exported model (image in) carries the fine-tuned layers: evaluating it from the image
+    files reproduces the metrics computed from the cache."""
+    from ml.cli import build_parser, load_splits
+    from ml.evaluation import run_evaluation
+
+    write_ham(tmp_path / "ham", lesions_per_class=5, photos_per_lesion=1)
+    data = ["--ham", str(tmp_path / "ham"), "--arch", "efficientnet_lite0", "--weights", "none",
+            "--input-size", "32", "--views", "1", "--threads", "1"]
+    tap_cache = tmp_path / "tap-cache"
+    assert main(["extract", *data, "--tap-layer", "block4_out", "--tap-only", "--cache", str(tap_cache)]) == 0
+    out = tmp_path / "ft-v1"
+    assert main(["train", *data, "--cache", str(tmp_path / "cache"), "--tap-cache", str(tap_cache),
+                 "--epochs", "2", "--finetune-epochs", "2", "--finetune-lr", "1e-2", "--finetune-patience", "2",
+                 "--hidden", "16", "--out", str(out), "--runs", str(tmp_path / "runs")]) == 0
+    meta = read_metadata(out)
+    ft = meta["training"]["finetune"]
+    assert ft["trained_from"] == "block4_out" and ft["epochs_run"] >= 1
+    splits = load_splits(build_parser().parse_args(["evaluate", "--ham", str(tmp_path / "ham")]))
+    report = run_evaluation(out, splits, split="val")
+    assert report["all"]["balanced_accuracy"] == pytest.approx(meta["metrics"]["val"]["all"]["balanced_accuracy"], abs=1e-3)
+    assert report["all"]["ece"] == pytest.approx(meta["metrics"]["val"]["all"]["ece"], abs=0.02)
