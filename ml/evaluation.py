@@ -163,6 +163,9 @@ def plot_history(history: dict, path: Path) -> None:
     axes[1].plot(epochs, history["val_accuracy"], label="validation accuracy")
     axes[1].plot(epochs, history["val_balanced_accuracy"], label="validation balanced accuracy")
     axes[1].set_xlabel("epoch")
+    if history.get("finetune_from_epoch"):
+        for ax in axes:  # head on frozen features before the line, fine-tuning after it
+            ax.axvline(history["finetune_from_epoch"] + 0.5, color="grey", linestyle="--", linewidth=1)
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -292,7 +292,8 @@ def run_training(args, splits) -> dict:
         wall["finetune_s"] = round(time.time() - t0, 1)
         finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
                     "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history}
-        for key in history:
+        history["finetune_from_epoch"] = len(history["loss"])
+        for key in ft_history:
             history[key] += ft_history[key]
 
     logits = {k: head.predict(emb[k], batch_size=2048, verbose=0) for k in splits}
