@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {extract,train,evaluate,predict} ...``.
+"""Command line: ``python -m ml {extract,train,evaluate,export-tflite,predict} ...``.
 
     python -m ml train --ham DATA/ham10000 --dermnet DATA/dermnet --out ml/artifacts/effnetlite0-v1
     python -m ml evaluate --model ml/artifacts/effnetlite0-v1 --ham DATA/ham10000 --dermnet DATA/dermnet
@@ -108,6 +108,15 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export_tflite(args) -> int:
+    from .export import export_tflite
+
+    splits = load_splits(args)
+    result = export_tflite(args.model, splits[args.eval_split], max_drop=args.max_drop)
+    print(json.dumps(result, indent=2))
+    return 0 if result["accepted"] else 1
+
+
 def cmd_predict(args) -> int:
     from .inference import Classifier
 
@@ -173,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export-tflite", help="add a float16 LiteRT export if it scores within --max-drop")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--eval-split", choices=["val", "test"], default="test")
+    p.add_argument("--max-drop", type=float, default=0.005, help="largest balanced-accuracy loss accepted")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_export_tflite)
 
     p = sub.add_parser("predict", help="classify photos; one JSON object per line")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)

@@ -156,3 +156,27 @@ def test_finetuning_after_a_cached_activation_is_exported(tmp_path):
     report = run_evaluation(out, splits, split="val")
     assert report["all"]["balanced_accuracy"] == pytest.approx(meta["metrics"]["val"]["all"]["balanced_accuracy"], abs=1e-3)
     assert report["all"]["ece"] == pytest.approx(meta["metrics"]["val"]["all"]["ece"], abs=0.02)
+
+
+def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(trained, tmp_path):
+    import shutil
+
+    from ml.cli import build_parser, load_splits
+    from ml.export import TFLITE_FILE, LiteModel, export_tflite
+    from ml.inference import Classifier
+    from ml.preprocessing import prepare_batch
+
+    art = tmp_path / "tiny-v1"
+    shutil.copytree(trained["out"], art)
+    root = trained["root"]
+    splits = load_splits(build_parser().parse_args(["evaluate", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet")]))
+    result = export_tflite(art, splits["test"], max_drop=0.005)
+    assert result["accepted"] and abs(result["balanced_accuracy_drop"]) <= 0.005
+    meta = read_metadata(art, verify=True)
+    assert TFLITE_FILE in meta["files"] and meta["tflite"]["file"] == TFLITE_FILE
+    clf = Classifier.load(art)
+    batch = prepare_batch([spot_image("nv", 3), spot_image("acne", 4)], clf.input_size, clf.preprocessing)
+    keras_logits, keras_emb = clf.forward(batch)
+    lite_logits, lite_emb = LiteModel(art / TFLITE_FILE, len(clf.classes), batch_size=4)(batch)
+    np.testing.assert_allclose(lite_logits, keras_logits, atol=0.05)
+    assert lite_emb.shape == keras_emb.shape
