@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "artifacts" / "effnetlite0-v1"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "artifacts" / "effnetlite0-v2"
 DEFAULT_CACHE = Path(__file__).resolve().parent / "cache"
 
 
