@@ -1,7 +1,7 @@
 """Command line: ``python -m ml {extract,train,evaluate,export-tflite,predict} ...``.
 
-    python -m ml train --ham DATA/ham10000 --dermnet DATA/dermnet --out ml/artifacts/effnetlite0-v1
-    python -m ml evaluate --model ml/artifacts/effnetlite0-v1 --ham DATA/ham10000 --dermnet DATA/dermnet
+    python -m ml train --ham DATA/ham10000 --dermnet DATA/dermnet --out ml/artifacts/effnetlite0-v2
+    python -m ml evaluate --model ml/artifacts/effnetlite0-v2 --ham DATA/ham10000 --dermnet DATA/dermnet
     python -m ml predict [--model DIR] photo1.jpg photo2.png ...
 
 ``extract`` runs only the (long, resumable) feature extraction that ``train``
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, calibrate and export a model artifact")
     _add_data_args(p)
     _add_backbone_args(p)
-    p.add_argument("--out", type=Path, required=True, help="artifact folder to write, e.g. ml/artifacts/effnetlite0-v1")
+    p.add_argument("--out", type=Path, required=True, help="artifact folder to write, e.g. ml/artifacts/effnetlite0-v2")
     p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
     p.add_argument("--other", choices=["class", "gate"], default="class",
                    help='"class": train an "other" class; "gate": drop those photos from training, rely on abstention')

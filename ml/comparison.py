@@ -3,7 +3,7 @@ the same wall-time budget, scored with the same metric code as the shipped model
 
     python -m ml.comparison --ham DATA/ham10000 --dermnet DATA/dermnet \\
         --archs baseline_cnn,mobilenet_v2,densenet121 --size 112 --minutes 12 \\
-        --out ml/runs/comparison.json --artifact ml/artifacts/effnetlite0-v1
+        --out ml/runs/comparison.json --artifact ml/artifacts/effnetlite0-v2
 
 Why it looks like this: a 2-core CPU cannot afford to decode and resize 14k JPEGs
 every epoch, so every photo of the train / val / test splits (the splits of

@@ -207,7 +207,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="skinsite@localhost")
 
 # --- Classifier -----------------------------------------------------------
 ML_ARTIFACTS_DIR = BASE_DIR / "ml" / "artifacts"
-ML_MODEL_NAME = env("ML_MODEL_NAME", default="effnetlite0-v1")
+ML_MODEL_NAME = env("ML_MODEL_NAME", default="effnetlite0-v2")
 ML_MODEL_DIR = Path(env("ML_MODEL_DIR", default=str(ML_ARTIFACTS_DIR / ML_MODEL_NAME)))
 
 # --- Cache (API throttling; axes keeps its records in the database) ------
