@@ -129,3 +129,7 @@ def test_history_lists_own_lesions_with_top_prediction(owner_client, user, other
     history = list(detail.context["history"])
     assert [s.pk for s in history] == [mine.pk, second.pk]  # oldest first
     assert all(s.top_code and s.top_probability > 0 for s in history)
+
+
+def test_every_page_links_to_the_condition_pages(client):
+    assert b'href="/conditions/"' in client.get(reverse("diagnosis:home")).content
