@@ -35,9 +35,13 @@ def listening(port: int) -> bool:
 
 def main() -> int:
     problems = []
+    forced = os.environ.get("TEST_SERVICES") == "embedded"
+    why_db = "TEST_SERVICES=embedded" if forced else "DATABASE_URL is not set and no PostgreSQL answered on 127.0.0.1:5432"
+    why_broker = ("TEST_SERVICES=embedded" if forced else
+                  "REDIS_URL / CELERY_BROKER_URL are not set and no Redis answered on 127.0.0.1:6379")
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
-        print("Database: SQLite, in memory (fallback: DATABASE_URL is not set and no PostgreSQL answered on 127.0.0.1:5432)")
+        print(f"Database: SQLite, in memory (fallback: {why_db})")
         if listening(5432):
             print("  note: something listens on 127.0.0.1:5432; to test against PostgreSQL set e.g.\n"
                   "        DATABASE_URL=postgres://postgres@127.0.0.1:5432/test (as .ci/run does)")
@@ -54,7 +58,7 @@ def main() -> int:
     broker = settings.CELERY_BROKER_URL
     if broker.startswith("filesystem://"):
         print(f"Broker:   Celery filesystem broker in {settings.BROKER_DIR} "
-              "(fallback: REDIS_URL / CELERY_BROKER_URL are not set and no Redis answered on 127.0.0.1:6379)")
+              f"(fallback: {why_broker})")
         if listening(6379):
             print("  note: something listens on 127.0.0.1:6379; to test against Redis set e.g.\n"
                   "        REDIS_URL=redis://127.0.0.1:6379/0 (as .ci/run does)")
