@@ -4,13 +4,25 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_process_init
+from django.db import InterfaceError, OperationalError
 
 from . import services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="diagnosis.analyse_submission", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="diagnosis.analyse_submission",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A database that is briefly unavailable or locked must not strand the photo in the queue:
+    # try again with back-off; the service is idempotent, so a repeat is harmless.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=False,
+    max_retries=6,
+)
 def analyse_submission(submission_id: int) -> str:
     """Run the classifier on one submission; safe to run twice (see services.analyse_submission)."""
     return services.analyse_submission(submission_id)

@@ -175,3 +175,25 @@ def test_not_skin_result_is_rejected_with_its_predictions_kept(submission_factor
     assert submission.status == Submission.Status.REJECTED
     assert "does not look like a photo of skin" in submission.failure_reason
     assert submission.predictions.count() == len(CLASS_LABELS)
+
+
+def test_a_transient_database_error_is_retried(submission_factory, use_tiny_model, monkeypatch):
+    from django.db import OperationalError
+
+    from diagnosis.tasks import analyse_submission
+
+    submission = submission_factory()
+    real_claim = services._claim
+    calls = []
+
+    def flaky_claim(submission_id):
+        calls.append(submission_id)
+        if len(calls) == 1:
+            raise OperationalError("database table is locked")
+        return real_claim(submission_id)
+
+    monkeypatch.setattr(services, "_claim", flaky_claim)
+    monkeypatch.setattr(analyse_submission, "retry_backoff", 0)
+    assert analyse_submission.apply(args=[submission.pk]).get() == Submission.Status.DONE
+    assert len(calls) == 2
+    assert Prediction.objects.filter(submission=submission).count() == len(CLASS_LABELS)
