@@ -19,6 +19,11 @@ def submission_upload_to(instance, filename):
     return f"submissions/{uuid.uuid4().hex}.jpg"
 
 
+def heatmap_upload_to(instance, filename):
+    """Explanation overlays are stored (encrypted) beside the photos, under random names too."""
+    return f"heatmaps/{uuid.uuid4().hex}.png"
+
+
 class OwnedQuerySet(models.QuerySet):
     def for_owner(self, user):
         if not user.is_authenticated:
@@ -34,6 +39,9 @@ class Lesion(models.Model):
     name = models.CharField(max_length=100)
     body_site = models.CharField(max_length=20, choices=BodySite.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # When to ask the owner to photograph this spot again (set from the urgency of its latest result).
+    remind_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = OwnedQuerySet.as_manager()
 
@@ -101,6 +109,15 @@ class Submission(models.Model):
     uncertain = models.BooleanField(default=False, help_text="The model did not commit to one condition.")
     model_version = models.CharField(max_length=100, blank=True, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Outbox marker: set once the broker accepted the analysis task; queued rows without it are
+    # (re)sent by the dispatcher, so a broker outage at upload time loses nothing.
+    enqueued_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Photos classified together (a bulk import) share one batch id.
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
+    # The model's image embedding (float16 bytes): how far a lesion's look moved between photos.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
+    # Where the model looked for its top class (an encrypted PNG overlay, same size as the photo).
+    heatmap = models.FileField(upload_to=heatmap_upload_to, storage=photo_storage, max_length=200, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
