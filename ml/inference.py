@@ -42,9 +42,14 @@ class Result:
     reason: str | None
     model_version: str
     predictions: list[ClassProbability] = field(default_factory=list)
+    # The model's image embedding (1-D float array) when it has one; kept out of as_dict (and so
+    # out of the CLI's JSON): it is for comparing photos of the same lesion, not for people.
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("embedding", None)
+        return data
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -126,9 +131,10 @@ class Classifier:
         skin = np.ones(len(images), dtype=bool)
         if self.gate is not None:
             skin = np.asarray(self.gate.is_skin(embedding, batch), dtype=bool)
-        return [self._result(p, bool(s)) for p, s in zip(probabilities, skin)]
+        embeddings = [None] * len(images) if embedding is None else list(embedding)
+        return [self._result(p, bool(s), e) for p, s, e in zip(probabilities, skin, embeddings)]
 
-    def _result(self, probabilities: np.ndarray, is_skin: bool) -> Result:
+    def _result(self, probabilities: np.ndarray, is_skin: bool, embedding: np.ndarray | None = None) -> Result:
         order = np.argsort(-probabilities, kind="stable")
         ranked = [
             ClassProbability(self.classes[i][0], self.classes[i][1], round(float(probabilities[i]), 6))
@@ -140,7 +146,7 @@ class Classifier:
             status, reason = STATUS_UNCERTAIN, REASON_LOW_CONFIDENCE
         else:
             status, reason = STATUS_OK, None
-        return Result(status, reason, self.version, ranked)
+        return Result(status, reason, self.version, ranked, embedding)
 
     def predict_paths(self, paths: Iterable[str], batch_size: int = 32) -> Iterator[tuple[str, Result]]:
         """Classify many files in batches; an undecodable file yields an 'unreadable' result."""
