@@ -117,6 +117,18 @@ def cmd_export_tflite(args) -> int:
     return 0 if result["accepted"] else 1
 
 
+def cmd_thresholds(args) -> int:
+    from .inference import Classifier
+    from .thresholds import malignancy_report, write_threshold
+
+    splits = load_splits(args)
+    report = malignancy_report(Classifier.load(args.model), splits, target_sensitivity=args.target_sensitivity)
+    if args.write:
+        write_threshold(args.model, report)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .inference import Classifier
 
@@ -190,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=0.005, help="largest balanced-accuracy loss accepted")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_export_tflite)
+
+    p = sub.add_parser("thresholds", help="choose the triage's malignancy threshold on validation, report val and test")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--target-sensitivity", type=float, default=0.95, help="melanomas the urgent tier must catch")
+    p.add_argument("--write", action="store_true", help="record it in the artifact's metadata.json")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_thresholds)
 
     p = sub.add_parser("predict", help="classify photos; one JSON object per line")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)

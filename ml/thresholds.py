@@ -1,0 +1,140 @@
+"""Operating points chosen on validation data: the malignancy threshold of the urgency triage.
+
+The triage (``guidance/triage.py``) sends a photo to the *urgent* tier when the summed
+calibrated probability of the skin-cancer classes (melanoma, basal cell carcinoma,
+squamous cell carcinoma, actinic keratosis / Bowen's disease) reaches a threshold. Issue 4
+asks for the largest threshold at which the urgent tier still catches at least 95 % of the
+melanomas of the *validation* split, and for the price in false alarms. A photo that the
+not-skin gate rejects is never urgent on its probabilities (the triage ignores them), so
+such a melanoma counts as missed here too.
+
+    python -m ml thresholds --ham DATA/ham10000 --dermnet DATA/dermnet [--write]
+
+scores the validation and test splits through the artifact, picks the threshold on
+validation only, reports what it gives on both, and with ``--write`` records it in the
+artifact's ``metadata.json`` as ``thresholds.malignancy`` (with the report under
+``malignancy_threshold``), where the web app reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+MALIGNANT_CODES = ("mel", "bcc", "scc", "akiec")
+MELANOMA = "mel"
+
+
+def malignancy_scores(probs: np.ndarray, codes: Sequence[str]) -> np.ndarray:
+    """p(mel) + p(bcc) + p(scc) + p(akiec) for each photo (the classes the model has)."""
+    idx = [list(codes).index(c) for c in MALIGNANT_CODES if c in codes]
+    return np.asarray(probs, dtype=np.float64)[:, idx].sum(axis=1)
+
+
+def choose_threshold(scores: np.ndarray, positive: np.ndarray, eligible: np.ndarray | None = None,
+                     target_sensitivity: float = 0.95) -> float:
+    """The largest threshold t with ``mean(scores[positive] >= t and eligible) >= target``.
+
+    ``eligible`` marks photos that can reach the tier at all (not rejected by the gate);
+    an ineligible positive is a miss whatever the threshold.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    eligible = np.ones_like(positive) if eligible is None else np.asarray(eligible, dtype=bool)
+    n = int(positive.sum())
+    if n == 0:
+        raise ValueError("no positive photos to choose a threshold on")
+    needed = math.ceil(target_sensitivity * n - 1e-9)
+    reachable = np.sort(scores[positive & eligible])[::-1]
+    if needed > len(reachable):
+        raise ValueError(f"only {len(reachable)} of {n} positives can reach the tier; {needed} needed")
+    if needed == 0:
+        return float("inf")
+    return float(reachable[needed - 1])
+
+
+def operating_point(scores: np.ndarray, labels: Sequence[str], threshold: float,
+                    eligible: np.ndarray | None = None) -> dict:
+    """What the threshold does on one split: sensitivities and the false-alarm rate.
+
+    A false alarm is a photo whose true class is none of the four malignant classes that
+    lands in the urgent tier; ``urgent_share`` is the share of all photos sent there.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    eligible = np.ones(len(scores), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    urgent = (scores >= threshold) & eligible
+    mel = labels == MELANOMA
+    malignant = np.isin(labels, MALIGNANT_CODES)
+    benign = ~malignant
+
+    def rate(mask):
+        return float(urgent[mask].mean()) if mask.any() else None
+
+    return {
+        "threshold": float(threshold),
+        "photos": int(len(scores)),
+        "melanomas": int(mel.sum()),
+        "melanoma_sensitivity": rate(mel),
+        "malignant_photos": int(malignant.sum()),
+        "malignant_sensitivity": rate(malignant),
+        "benign_photos": int(benign.sum()),
+        "false_alarm_rate": rate(benign),
+        "urgent_share": float(urgent.mean()) if len(urgent) else None,
+        "urgent_precision": float(malignant[urgent].mean()) if urgent.any() else None,
+    }
+
+
+def per_source(scores, labels, sources, threshold, eligible) -> dict:
+    sources = np.asarray(sources)
+    return {
+        src: operating_point(scores[sources == src], np.asarray(labels)[sources == src], threshold,
+                             np.asarray(eligible)[sources == src])
+        for src in sorted(set(sources.tolist()))
+    }
+
+
+def score_split(classifier, samples, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities and the gate's verdict for each photo of a split."""
+    from .data import load_training_image
+    from .evaluation import _forward_images
+    from .inference import softmax
+
+    probs, skin = [], []
+    for i in range(0, len(samples), 256):
+        chunk = [load_training_image(s, classifier.input_size) for s in samples[i : i + 256]]
+        logits, _, ok = _forward_images(classifier, chunk, batch_size)
+        probs.append(softmax(logits, classifier.temperature))
+        skin.append(ok)
+    return np.concatenate(probs), np.concatenate(skin)
+
+
+def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95) -> dict:
+    """Choose the threshold on ``splits['val']`` and measure it there and on ``splits['test']``."""
+    codes = [c for c, _ in classifier.classes]
+    scored = {}
+    for name in ("val", "test"):
+        probs, skin = score_split(classifier, splits[name])
+        samples = splits[name]
+        scored[name] = (malignancy_scores(probs, codes), [s.label for s in samples], [s.source for s in samples], skin)
+    scores, labels, _, skin = scored["val"]
+    threshold = choose_threshold(scores, np.asarray(labels) == MELANOMA, skin, target_sensitivity)
+    report = {"target_melanoma_sensitivity": target_sensitivity, "chosen_on": "val", "threshold": threshold,
+              "model_version": classifier.version}
+    for name, (s, lab, src, ok) in scored.items():
+        report[name] = operating_point(s, lab, threshold, ok)
+        report[name]["per_source"] = per_source(s, lab, src, threshold, ok)
+    return report
+
+
+def write_threshold(model_dir: str | Path, report: dict) -> None:
+    """Record the chosen threshold in the artifact's metadata (only these keys change)."""
+    path = Path(model_dir) / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata.setdefault("thresholds", {})["malignancy"] = round(report["threshold"], 6)
+    metadata["malignancy_threshold"] = report
+    path.write_text(json.dumps(metadata, indent=2) + "\n")

@@ -1,0 +1,73 @@
+"""The triage's malignancy threshold: chosen on validation for a melanoma sensitivity target."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ml.thresholds import (
+    choose_threshold,
+    malignancy_scores,
+    operating_point,
+    write_threshold,
+)
+
+CODES = ["akiec", "bcc", "mel", "nv", "scc", "other"]
+
+
+def test_scores_sum_the_four_malignant_classes():
+    probs = np.array([[0.1, 0.2, 0.3, 0.3, 0.05, 0.05], [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
+    assert malignancy_scores(probs, CODES) == pytest.approx([0.65, 0.0])
+
+
+def test_largest_threshold_that_keeps_the_target_sensitivity():
+    # 20 melanomas scored 0.05, 0.10, ..., 1.00: catching 95 % (19 of 20) allows t = 0.10.
+    scores = np.arange(1, 21) / 20
+    positive = np.ones(20, dtype=bool)
+    t = choose_threshold(scores, positive, target_sensitivity=0.95)
+    assert t == pytest.approx(0.10)
+    assert np.mean(scores[positive] >= t) >= 0.95
+    # Any larger threshold would miss a second melanoma.
+    assert np.mean(scores[positive] >= np.nextafter(t, 1.0)) < 0.95
+
+
+def test_negatives_do_not_move_the_threshold():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.99, 0.01])
+    positive = np.array([1, 1, 1, 1, 0, 0], dtype=bool)
+    assert choose_threshold(scores, positive, target_sensitivity=1.0) == pytest.approx(0.6)
+
+
+def test_gate_rejected_melanomas_count_as_missed():
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    positive = np.ones(4, dtype=bool)
+    eligible = np.array([True, True, True, False])
+    # 3 of 4 reachable: a 75 % target is met by the lowest reachable score, 100 % is impossible.
+    assert choose_threshold(scores, positive, eligible, target_sensitivity=0.75) == pytest.approx(0.7)
+    with pytest.raises(ValueError):
+        choose_threshold(scores, positive, eligible, target_sensitivity=1.0)
+
+
+def test_no_melanoma_no_threshold():
+    with pytest.raises(ValueError):
+        choose_threshold(np.array([0.5]), np.array([False]))
+
+
+def test_operating_point_counts_false_alarms_among_benign_photos():
+    scores = np.array([0.9, 0.1, 0.8, 0.3, 0.6, 0.2])
+    labels = ["mel", "mel", "bcc", "nv", "nv", "other"]
+    point = operating_point(scores, labels, 0.5)
+    assert point["melanoma_sensitivity"] == pytest.approx(0.5)
+    assert point["malignant_sensitivity"] == pytest.approx(2 / 3)
+    assert point["false_alarm_rate"] == pytest.approx(1 / 3)  # the nv at 0.6
+    assert point["urgent_share"] == pytest.approx(0.5)
+    assert point["urgent_precision"] == pytest.approx(2 / 3)
+
+
+def test_write_threshold_changes_only_its_keys(tmp_path):
+    metadata = {"version": "x", "thresholds": {"min_confidence": 0.5}, "files": {"a": "b"}}
+    (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    write_threshold(tmp_path, {"threshold": 0.1234567, "val": {}})
+    written = json.loads((tmp_path / "metadata.json").read_text())
+    assert written["thresholds"] == {"min_confidence": 0.5, "malignancy": 0.123457}
+    assert written["files"] == {"a": "b"}
+    assert written["malignancy_threshold"]["threshold"] == 0.1234567
