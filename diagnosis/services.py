@@ -158,6 +158,9 @@ def store_result(submission_id: int, result) -> str:
             else:
                 locked.status = Submission.Status.DONE
                 locked.failure_reason = ""
+                from .reminders import schedule_reminder  # re-photograph reminder from this result's urgency
+
+                transaction.on_commit(lambda: schedule_reminder(submission_id), robust=True)
             locked.save()
     except IntegrityError:
         # A concurrent run stored the same submission first: its result stands.

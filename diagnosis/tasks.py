@@ -37,3 +37,11 @@ def load_model_in_worker_child(**kwargs):
         get_classifier()
     except Exception:  # noqa: BLE001 - tasks report the reason on each submission
         logger.exception("the classifier could not be loaded at worker start")
+
+
+@shared_task(name="diagnosis.send_due_reminders")
+def send_due_reminders() -> int:
+    """Periodic (Celery beat): e-mail the re-photograph reminders that fell due; idempotent."""
+    from .reminders import send_due_reminders as send
+
+    return len(send())

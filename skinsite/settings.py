@@ -204,6 +204,17 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="skinsite@localhost")
+# Absolute links in e-mails sent outside a request (the re-photograph reminders).
+SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
+
+# --- Lesion timeline and reminders (diagnosis/timeline.py, diagnosis/reminders.py) ---
+# A photo is "changed" when its malignancy sum rose by more than this since the previous one ...
+LESION_CHANGE_MALIGNANCY_MARGIN = env.float("LESION_CHANGE_MALIGNANCY_MARGIN", default=0.10)
+# ... or its embedding moved further than this (cosine distance; measured by bench/embedding_drift.py).
+LESION_CHANGE_EMBEDDING_THRESHOLD = env.float("LESION_CHANGE_EMBEDDING_THRESHOLD", default=0.30)
+# Days after an analysis to ask for a new photo of the spot, by the result's urgency tier.
+REMINDER_DAYS = {tier: env.int(f"REMINDER_DAYS_{tier.upper()}", default=days)
+                 for tier, days in {"urgent": 14, "soon": 30, "routine": 90, "self_care": 30}.items()}
 
 # --- Classifier -----------------------------------------------------------
 ML_ARTIFACTS_DIR = BASE_DIR / "ml" / "artifacts"
@@ -244,6 +255,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Periodic tasks, sent by `celery -A skinsite beat` (one beat process per site).
+CELERY_BEAT_SCHEDULE = {
+    # Re-photograph reminders that fell due (idempotent: each is e-mailed once).
+    "send-lesion-reminders": {"task": "diagnosis.send_due_reminders", "schedule": 3600.0},
+}
 
 # --- API ------------------------------------------------------------------
 REST_FRAMEWORK = {
