@@ -27,7 +27,23 @@ model's metadata or from settings). The rule, in order:
    ``self_care``/``routine`` to ``soon`` (itch and crusting are minor criteria of the
    seven-point checklist for changing moles).
 
-Age and duration are accepted in ``answers`` but do not change the tier yet.
+6. **ABCDE signs** (``ABCD_SIGNS``, from the symptom assistant: asymmetry, irregular border,
+   several colours, wider than 6 mm; "E", evolving, is the ``changing``/``growing`` red flag)
+   on a spot or growth: two or more raise the tier to at least ``soon``. They are then also
+   scored as in the weighted seven-point checklist that NICE (NG12) uses for urgent referral:
+   irregular shape (asymmetry or border) 2, irregular colour 2, diameter 1, crusting or
+   oozing 1, itch or pain (a change in sensation) 1; a score of 3 or more gives ``urgent``
+   (change in size, the checklist's third major feature, is already a red flag). One sign
+   alone is common in harmless moles: it is mentioned but changes nothing.
+7. **Risk factors** (``answers["history"]``: ``personal`` for a past skin cancer of one's own,
+   ``family`` for melanoma or skin cancer in a parent, sibling or child) on a spot or growth: a
+   personal history raises it to at least ``soon``; a family history does so when there is also
+   an ABCD sign or a minor sign. Age 50 or over with a spot that appeared in the last year
+   (``duration`` of days, weeks or months) raises it to at least ``soon``: new moles are rare
+   after 50 and melanoma more common.
+
+Answers the person did not give (or answered "not sure") count as "no"; nothing here ever
+lowers a tier, and each raise adds its reason.
 
 The threshold. It must be chosen on *validation* data (never test data) as the largest
 value at which the urgent tier still catches at least 95 % of the melanomas there, and
@@ -72,6 +88,29 @@ RED_FLAGS: dict[str, str] = {
     "changing": "it is changing colour or shape",
 }
 MINOR_SIGNS: dict[str, str] = {"itching": "it itches", "pain": "it hurts or is tender", "crusting": "it crusts or oozes"}
+# The ABCD of the ABCDE rule for melanoma (E, evolving, is the "changing"/"growing" red flag).
+ABCD_SIGNS: dict[str, str] = {
+    "asymmetry": "its two halves do not match",
+    "border": "its edge is irregular or blurred",
+    "colours": "it has several colours",
+    "diameter": "it is wider than 6 mm",
+}
+HISTORY: dict[str, str] = {
+    "personal": "you have had skin cancer before",
+    "family": "a close relative has had melanoma or skin cancer",
+}
+NEW_SPOT_DURATIONS = frozenset({"days", "weeks", "months"})  # diagnosis.choices.Duration: under a year
+OLDER_AGE = 50
+
+
+def seven_point_score(abcd: set[str], symptoms: set[str]) -> int:
+    """The weighted seven-point checklist from the answers we have (without 'change in size', a red flag)."""
+    score = 2 if abcd & {"asymmetry", "border"} else 0  # irregular shape
+    score += 2 if "colours" in abcd else 0  # irregular colour
+    score += 1 if "diameter" in abcd else 0
+    score += 1 if "crusting" in symptoms else 0  # oozing
+    score += 1 if symptoms & {"itching", "pain"} else 0  # change in sensation
+    return score
 
 
 @dataclass(frozen=True)
@@ -104,10 +143,13 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
 
     ``probabilities`` maps class codes (``ml.classes``) to calibrated probabilities (may be
     empty); ``answers`` may hold ``symptoms`` (a list of ``Submission.Symptom`` codes),
-    ``age`` and ``duration``. The rule is described in the module docstring.
+    ``abcd`` (``ABCD_SIGNS`` codes), ``history`` (``HISTORY`` codes), ``age`` (years) and
+    ``duration`` (a ``Duration`` code). The rule is described in the module docstring.
     """
     reasons: list[str] = []
     symptoms = set(answers.get("symptoms") or [])
+    abcd = set(answers.get("abcd") or []) & set(ABCD_SIGNS)
+    history = set(answers.get("history") or []) & set(HISTORY)
     red_flags = [text for code, text in RED_FLAGS.items() if code in symptoms]
     minor = [text for code, text in MINOR_SIGNS.items() if code in symptoms]
 
@@ -178,7 +220,49 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
     if minor and spot and _RANK[tier] < _RANK[SOON]:
         reasons.append(f"You told us {' and '.join(minor)}: in a spot or growth that is worth having checked.")
         tier = SOON
+    if abcd and spot:
+        tier = _abcd_step(tier, abcd, symptoms, reasons)
+    if spot:
+        tier = _risk_step(tier, history, abcd, minor, answers, reasons)
 
     if not_skin or uncertain:
         tier = _more_urgent(tier, ROUTINE)  # never self-care without a clear result
     return TriageResult(tier=tier, reasons=reasons, malignancy_probability=malignancy)
+
+
+def _abcd_step(tier: str, abcd: set[str], symptoms: set[str], reasons: list[str]) -> str:
+    said = " and ".join(text for code, text in ABCD_SIGNS.items() if code in abcd)
+    score = seven_point_score(abcd, symptoms)
+    if score >= 3 and tier != URGENT:
+        reasons.append(f"You told us {said}: with your other answers that scores {score} on the seven-point "
+                       f"checklist doctors use for changing moles, where 3 or more means a doctor should see it "
+                       f"within 2 weeks.")
+        return URGENT
+    if len(abcd) >= 2 and _RANK[tier] < _RANK[SOON]:
+        reasons.append(f"You told us {said}: two or more of the ABCDE warning signs of melanoma are a reason "
+                       f"to have it checked.")
+        return SOON
+    if len(abcd) == 1 and _RANK[tier] < _RANK[SOON]:
+        reasons.append(f"You told us {said}. One such sign alone is common in harmless moles: keep an eye on it "
+                       f"and photograph it again in a few weeks.")
+    return tier
+
+
+def _risk_step(tier: str, history: set[str], abcd: set[str], minor: list[str], answers: dict,
+               reasons: list[str]) -> str:
+    if _RANK[tier] >= _RANK[SOON]:
+        return tier
+    if "personal" in history:
+        reasons.append("You have had skin cancer before, which makes a new one more likely: "
+                       "a doctor should look at any new or unusual spot.")
+        return SOON
+    if "family" in history and (abcd or minor):
+        reasons.append("A close relative has had melanoma or skin cancer, and you noticed a warning sign: "
+                       "have it checked.")
+        return SOON
+    age, duration = answers.get("age"), answers.get("duration")
+    if isinstance(age, int) and age >= OLDER_AGE and duration in NEW_SPOT_DURATIONS:
+        reasons.append(f"A spot that appeared in the last year at the age of {OLDER_AGE} or over is worth having "
+                       f"checked: new moles are uncommon then, and skin cancer more common.")
+        return SOON
+    return tier
