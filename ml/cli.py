@@ -122,10 +122,27 @@ def cmd_thresholds(args) -> int:
     from .thresholds import malignancy_report, write_threshold
 
     splits = load_splits(args)
-    report = malignancy_report(Classifier.load(args.model), splits, target_sensitivity=args.target_sensitivity)
+    report = malignancy_report(Classifier.load(args.model), splits, target_sensitivity=args.target_sensitivity,
+                               cache_dir=args.scores_cache)
     if args.write:
         write_threshold(args.model, report)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_fusion(args) -> int:
+    from .fusion import fusion_experiment, write_fusion
+    from .inference import Classifier
+
+    splits = load_splits(args)
+    report, weights = fusion_experiment(Classifier.load(args.model), splits, cache_dir=args.scores_cache)
+    cv = report["val_cross_validated_balanced_accuracy"]
+    gain = cv["context"]["by_l2"][cv["context"]["best_l2"]] - cv["image"]
+    report["val_gain"] = gain
+    report["adopted"] = bool(args.write and gain >= args.min_gain)
+    if report["adopted"]:
+        write_fusion(args.model, weights, report)
+    print(json.dumps(report, indent=2, default=str))
     return 0
 
 
@@ -208,8 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--target-sensitivity", type=float, default=0.95, help="melanomas the urgent tier must catch")
     p.add_argument("--write", action="store_true", help="record it in the artifact's metadata.json")
+    p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores",
+                   help="keep the per-photo logits here for reuse (git-ignored)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_thresholds)
+
+    p = sub.add_parser("fusion", help="measure fusing age, sex and site with the image model (validation CV, test)")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--write", action="store_true", help="store the fusion weights in metadata.json if they help")
+    p.add_argument("--min-gain", type=float, default=0.01, help="cross-validated balanced-accuracy gain required")
+    p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_fusion)
 
     p = sub.add_parser("predict", help="classify photos; one JSON object per line")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)

@@ -98,29 +98,51 @@ def per_source(scores, labels, sources, threshold, eligible) -> dict:
     }
 
 
-def score_split(classifier, samples, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities and the gate's verdict for each photo of a split."""
+def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path | None = None) -> dict:
+    """Logits, embeddings and the gate's verdict for each photo of a split, from the image files.
+
+    With ``cache_dir`` the arrays are kept in ``<cache_dir>/scores-<version>-<digest>.npz``
+    (keyed by the model version and the photo list), so the threshold and the fusion
+    experiments can reuse one pass over the photos.
+    """
+    import hashlib
+
     from .data import load_training_image
     from .evaluation import _forward_images
-    from .inference import softmax
 
-    probs, skin = [], []
+    digest = hashlib.sha256("\n".join(s.path for s in samples).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"scores-{classifier.version}-{digest}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as data:
+            return {k: data[k] for k in data.files}
+    logits, embeddings, skin = [], [], []
     for i in range(0, len(samples), 256):
         chunk = [load_training_image(s, classifier.input_size) for s in samples[i : i + 256]]
-        logits, _, ok = _forward_images(classifier, chunk, batch_size)
-        probs.append(softmax(logits, classifier.temperature))
+        lg, em, ok = _forward_images(classifier, chunk, batch_size)
+        logits.append(lg)
+        embeddings.append(em)
         skin.append(ok)
-    return np.concatenate(probs), np.concatenate(skin)
+    out = {"logits": np.concatenate(logits), "embedding": np.concatenate(embeddings).astype(np.float16),
+           "skin": np.concatenate(skin)}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **out)
+    return out
 
 
-def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95) -> dict:
+def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95,
+                      cache_dir: str | Path | None = None) -> dict:
     """Choose the threshold on ``splits['val']`` and measure it there and on ``splits['test']``."""
+    from .inference import softmax
+
     codes = [c for c, _ in classifier.classes]
     scored = {}
     for name in ("val", "test"):
-        probs, skin = score_split(classifier, splits[name])
         samples = splits[name]
-        scored[name] = (malignancy_scores(probs, codes), [s.label for s in samples], [s.source for s in samples], skin)
+        out = score_split(classifier, samples, cache_dir=cache_dir)
+        probs = softmax(out["logits"], classifier.temperature)
+        scored[name] = (malignancy_scores(probs, codes), [s.label for s in samples], [s.source for s in samples],
+                        out["skin"])
     scores, labels, _, skin = scored["val"]
     threshold = choose_threshold(scores, np.asarray(labels) == MELANOMA, skin, target_sensitivity)
     report = {"target_melanoma_sensitivity": target_sensitivity, "chosen_on": "val", "threshold": threshold,
