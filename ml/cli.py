@@ -3,6 +3,7 @@
     python -m ml train --ham DATA/ham10000 --dermnet DATA/dermnet --out ml/artifacts/effnetlite0-v2
     python -m ml evaluate --model ml/artifacts/effnetlite0-v2 --ham DATA/ham10000 --dermnet DATA/dermnet
     python -m ml predict [--model DIR] photo1.jpg photo2.png ...
+    python -m ml export-tflite --ham DATA/ham10000 --dermnet DATA/dermnet   # LiteRT variants, serving choice
 
 ``extract`` runs only the (long, resumable) feature extraction that ``train``
 starts with, so it can run in the background while other work goes on.
@@ -109,12 +110,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export_tflite(args) -> int:
-    from .export import export_tflite
+    from .export import export_litert
 
+    _limit_threads(args.threads)
     splits = load_splits(args)
-    result = export_tflite(args.model, splits[args.eval_split], max_drop=args.max_drop)
-    print(json.dumps(result, indent=2))
-    return 0 if result["accepted"] else 1
+    result = export_litert(
+        args.model, splits[args.eval_split], calibration_samples=splits["train"],
+        variants=args.variants.split(","), max_drop=args.max_drop, keep=[k for k in args.keep.split(",") if k],
+        threads=args.threads, calibration_photos=args.calibration_photos, split=args.eval_split,
+        timing_repeats=args.timing_repeats,
+    )
+    print(json.dumps(result["serving"], indent=2))
+    return 0
 
 
 def cmd_thresholds(args) -> int:
@@ -131,17 +138,11 @@ def cmd_thresholds(args) -> int:
 
 
 def cmd_fusion(args) -> int:
-    from .fusion import fusion_experiment, write_fusion
+    from .fusion import fusion_experiment
     from .inference import Classifier
 
     splits = load_splits(args)
-    report, weights = fusion_experiment(Classifier.load(args.model), splits, cache_dir=args.scores_cache)
-    cv = report["val_cross_validated_balanced_accuracy"]
-    gain = cv["context"]["by_l2"][cv["context"]["best_l2"]] - cv["image"]
-    report["val_gain"] = gain
-    report["adopted"] = bool(args.write and gain >= args.min_gain)
-    if report["adopted"]:
-        write_fusion(args.model, weights, report)
+    report = fusion_experiment(Classifier.load(args.model), splits, cache_dir=args.scores_cache)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -212,12 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export-tflite", help="add a float16 LiteRT export if it scores within --max-drop")
+    p = sub.add_parser("export-tflite", help="LiteRT exports (fp32/fp16/dynamic/int8); serve the fastest within --max-drop")
     _add_data_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--eval-split", choices=["val", "test"], default="test")
     p.add_argument("--max-drop", type=float, default=0.005, help="largest balanced-accuracy loss accepted")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--variants", default="fp32,fp16,dynamic,int8", help="comma-separated LiteRT variants to try")
+    p.add_argument("--keep", default="", help="variants to keep in the artifact besides the chosen one")
+    p.add_argument("--calibration-photos", type=int, default=300, help="training photos that calibrate int8")
+    p.add_argument("--timing-repeats", type=int, default=30, help="timed calls per engine (median taken)")
+    p.add_argument("--threads", type=int, default=1, help="inference threads while timing (1: as a worker serves)")
     p.set_defaults(func=cmd_export_tflite)
 
     p = sub.add_parser("thresholds", help="choose the triage's malignancy threshold on validation, report val and test")
@@ -233,8 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fusion", help="measure fusing age, sex and site with the image model (validation CV, test)")
     _add_data_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    p.add_argument("--write", action="store_true", help="store the fusion weights in metadata.json if they help")
-    p.add_argument("--min-gain", type=float, default=0.01, help="cross-validated balanced-accuracy gain required")
     p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_fusion)

@@ -16,13 +16,12 @@ person gave none of them, so photos without context keep exactly the image model
 answer. ``W`` is fitted on the validation split with an L2 penalty (the image model was
 fitted on train, so its train logits are over-confident and useless for this), the penalty
 chosen by 5-fold cross-validation grouped by lesion, and the result is scored on the test
-split it never saw. ``--write`` stores the weights in the artifact's metadata only if the
-validation (cross-validated) balanced accuracy improves by at least ``--min-gain``.
+split it never saw. It is a measurement: the shipped model does not use context (see
+docs/MODEL_CARD.md, "Fusion of age, sex and site", for the numbers and why).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -124,14 +123,6 @@ def _balanced_weights(y: np.ndarray) -> np.ndarray:
     return (len(y) / (len(counts) * np.maximum(counts, 1)))[y]
 
 
-def write_fusion(model_dir: str | Path, weights: np.ndarray, report: dict) -> None:
-    path = Path(model_dir) / "metadata.json"
-    metadata = json.loads(path.read_text())
-    metadata["context_fusion"] = {"sexes": list(SEXES), "sites": list(SITES), "weights": weights.round(6).tolist(),
-                                  "report": report}
-    path.write_text(json.dumps(metadata, indent=2) + "\n")
-
-
 def _headline(report: dict) -> dict:
     keys = ("balanced_accuracy", "top4_accuracy", "mel_auc", "ece")
     return {name: {k: report[name].get(k) for k in keys if k in report[name]}
@@ -139,7 +130,7 @@ def _headline(report: dict) -> dict:
 
 
 def fusion_experiment(classifier, splits: dict, cache_dir: str | Path | None = None,
-                      l2_grid=(1e-4, 1e-3, 1e-2, 1e-1)) -> tuple[dict, np.ndarray]:
+                      l2_grid=(1e-4, 1e-3, 1e-2, 1e-1)) -> dict:
     """Cross-validate the fusion on validation, refit on all of it, score the test split.
 
     Three variants, so the gain is attributed honestly: ``image`` (no fusion), ``prior``
@@ -181,4 +172,6 @@ def fusion_experiment(classifier, splits: dict, cache_dir: str | Path | None = N
     for name, (l2, w) in chosen.items():
         probs = _softmax(fused_logits(t_logp, t_variants[name], w))
         report["test"][name] = _headline(evaluate_probabilities(probs, None, t_samples, codes))
-    return report, chosen["context"][1]
+    cv = report["val_cross_validated_balanced_accuracy"]
+    report["val_gain"] = cv["context"]["by_l2"][cv["context"]["best_l2"]] - cv["image"]
+    return report
