@@ -1,12 +1,15 @@
 """Load a model artifact once and turn decoded photos into ranked, calibrated classes.
 
-This is the only ``ml`` API the web app uses. Loading imports TensorFlow, so
-callers keep one ``Classifier`` per process (the Celery worker loads it after
-forking; TensorFlow is not fork-safe once initialised).
+This is the only ``ml`` API the web app uses. Callers keep one ``Classifier`` per
+process, loaded after forking (the Celery worker does it in ``worker_process_init``:
+neither TensorFlow nor a LiteRT interpreter is fork-safe once initialised). The
+engine is the artifact's ``serving`` choice, a LiteRT export when one scores within
+half a point of the Keras model; that path never imports TensorFlow (ml/runtime.py).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -17,6 +20,7 @@ from PIL import Image
 from .artifact import ArtifactError, read_metadata
 from .classes import label_for
 from .preprocessing import open_image, prepare_batch
+from .runtime import load_runtime
 
 MODEL_FILE = "model.keras"
 
@@ -60,14 +64,14 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 class Classifier:
-    """A loaded, checksum-verified model artifact."""
+    """A loaded, checksum-verified model artifact and the engine that runs it."""
 
-    def __init__(self, directory: Path, metadata: dict, model, gate=None):
+    def __init__(self, directory: Path, metadata: dict, model=None, gate=None, runtime=None):
         self.directory = directory
         self.metadata = metadata
-        self.model = model
+        self._model = model
         self.gate = gate
-        self._call = None
+        self.runtime = runtime
         self.version: str = metadata["version"]
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])[:2]
         self.preprocessing: str = metadata["preprocessing"]
@@ -78,48 +82,53 @@ class Classifier:
         ]
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Classifier":
-        """Verify checksums, then load the Keras model (and the gate, if the artifact has one)."""
+    def load(cls, directory: str | Path, runtime: str | None = None, threads: int | None = None) -> "Classifier":
+        """Verify checksums, then start the engine (and the gate, if the artifact has one).
+
+        ``runtime``: ``auto`` (the artifact's ``serving`` choice), ``keras`` or ``litert``; default
+        the ``ML_RUNTIME`` environment variable, else ``auto``. ``threads``: inference threads,
+        default ``ML_THREADS`` or 1 (several single-threaded worker processes serve more photos
+        per second than fewer multi-threaded ones; docs/PERFORMANCE.md).
+        """
         directory = Path(directory)
         metadata = read_metadata(directory, verify=True)
-        model_path = directory / metadata.get("model_file", MODEL_FILE)
-        if not model_path.is_file():
-            raise ArtifactError(f"model file {model_path.name} is missing from {directory}")
-        import keras  # deferred: importing TensorFlow costs seconds
-
-        model = keras.saving.load_model(model_path, compile=False)
+        if runtime is None:
+            runtime = os.environ.get("ML_RUNTIME") or "auto"
+        engine = load_runtime(directory, metadata, runtime, threads)
         gate = None
         if metadata.get("gate"):
             from .gate import load_gate
 
             gate = load_gate(directory, metadata["gate"])
-        return cls(directory, metadata, model, gate)
+        return cls(directory, metadata, getattr(engine, "model", None), gate, engine)
+
+    @property
+    def runtime_name(self) -> str:
+        return getattr(self.runtime, "name", "keras")
+
+    @property
+    def model(self):
+        """The Keras model (Grad-CAM, evaluation). Under LiteRT it is loaded on first use, which
+        imports TensorFlow into this process: serving itself never needs it."""
+        if self._model is None:
+            import keras  # deferred: importing TensorFlow costs seconds
+
+            path = self.directory / self.metadata.get("model_file", MODEL_FILE)
+            if not path.is_file():
+                raise ArtifactError(f"model file {path.name} is missing from {self.directory}")
+            self._model = keras.saving.load_model(path, compile=False)
+        return self._model
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw ``(logits, embedding)`` for a batch already made by ``prepare_batch``."""
         return self._forward(batch)
 
-    def _compiled_call(self):
-        """The model call traced once as a graph: eager calls cost ~8x more per single image."""
-        if self._call is None:
-            import tensorflow as tf
-
-            model = self.model
-            self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return self._call
-
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = self._compiled_call()(np.asarray(batch, dtype=np.float32))
-        if isinstance(outputs, dict):
-            logits, embedding = outputs["logits"], outputs.get("embedding")
-        elif isinstance(outputs, (list, tuple)):
-            logits = outputs[0]
-            embedding = outputs[1] if len(outputs) > 1 else None
-        else:
-            logits, embedding = outputs, None
-        logits = np.asarray(logits)
-        embedding = None if embedding is None else np.asarray(embedding)
-        return logits, embedding
+        if self.runtime is None:  # built directly around a Keras model
+            from .runtime import split_outputs
+
+            return split_outputs(self.model(np.asarray(batch, dtype=np.float32), training=False))
+        return self.runtime(np.asarray(batch, dtype=np.float32))
 
     def predict(self, images: Sequence[Image.Image]) -> list[Result]:
         """Rank every class for each decoded photo, highest probability first."""
