@@ -1,8 +1,8 @@
 """The one classifier per process that the worker uses.
 
 Loaded lazily on first use (or eagerly in ``worker_process_init``) so that the
-web process never imports TensorFlow, and each forked worker child builds its
-own TensorFlow runtime after the fork.
+web process never loads a model, and each forked worker child builds its own
+engine (LiteRT interpreter or TensorFlow) after the fork.
 """
 
 from functools import lru_cache
@@ -14,7 +14,7 @@ from django.conf import settings
 def get_classifier():
     from ml.inference import Classifier
 
-    return Classifier.load(settings.ML_MODEL_DIR)
+    return Classifier.load(settings.ML_MODEL_DIR, runtime=settings.ML_RUNTIME, threads=settings.ML_THREADS)
 
 
 def reset_classifier():

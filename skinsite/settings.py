@@ -220,6 +220,11 @@ REMINDER_DAYS = {tier: env.int(f"REMINDER_DAYS_{tier.upper()}", default=days)
 ML_ARTIFACTS_DIR = BASE_DIR / "ml" / "artifacts"
 ML_MODEL_NAME = env("ML_MODEL_NAME", default="effnetlite0-v2")
 ML_MODEL_DIR = Path(env("ML_MODEL_DIR", default=str(ML_ARTIFACTS_DIR / ML_MODEL_NAME)))
+# Engine: "auto" = the artifact's serving choice (LiteRT when within 0.5 pt of Keras), or keras/litert.
+ML_RUNTIME = env("ML_RUNTIME", default="auto")
+# Inference threads per worker process: N prefork processes x 1 thread serve most photos per
+# second on a small machine (docs/PERFORMANCE.md).
+ML_THREADS = env.int("ML_THREADS", default=1)
 
 # --- Cache (API throttling; axes keeps its records in the database) ------
 # Shared Redis in production, so every web process counts the same requests.
