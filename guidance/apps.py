@@ -6,4 +6,4 @@ class GuidanceConfig(AppConfig):
     verbose_name = "Guidance"
 
     def ready(self):
-        from . import audit  # noqa: F401 - registers Condition with the audit log
+        from . import audit  # noqa: F401 - registers the guidance models with the audit log

@@ -378,7 +378,7 @@ def not_understood_text(question: Question | None) -> str:
 
 # --- the turn ----------------------------------------------------------------------------------------
 
-def opening(state: dict, ctx: Context) -> Reply:
+def opening(state: dict) -> Reply:
     """The first message, before the person has said anything."""
     question = next_question(state)
     text = ("I can ask you a few questions about the spot: the ABCDE signs of melanoma, symptoms, how long you "

@@ -15,8 +15,9 @@ from pathlib import Path
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 
-from .models import Condition
-from .triage import DEFAULT_MALIGNANCY_THRESHOLD, TriageResult, triage
+from . import assistant
+from .models import AssistantConversation, Condition, ReferralContact
+from .triage import DEFAULT_MALIGNANCY_THRESHOLD, SOON, URGENT, TriageResult, triage
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +73,94 @@ def _ranked(submission):
     return sorted(submission.predictions.all(), key=lambda p: p.rank)
 
 
-def submission_triage(submission, predictions=None) -> TriageResult | None:
-    """The urgency tier and reasons for a finished analysis; None while queued, analysing or failed."""
-    if submission.status not in ("done", "rejected"):
+_STORED = object()
+GP_FALLBACK = ("Contact your GP (family doctor) and say what this page advises; if you cannot get an appointment "
+               "in time, ask your GP practice or a pharmacist where else you can be seen.")
+
+
+def has_result(submission) -> bool:
+    """Guidance (and the symptom assistant) exist for a final result: analysed, or rejected as not skin."""
+    return submission.status in ("done", "rejected")
+
+
+def conversation_state(submission) -> dict | None:
+    """The symptom assistant's stored state for this submission, read fresh (never a cached relation)."""
+    return AssistantConversation.objects.filter(submission=submission).values_list("state", flat=True).first()
+
+
+def triage_answers(submission, state=None) -> dict:
+    """What the triage reads: the upload form's answers, with the assistant's added (its age/duration win)."""
+    answers = {"symptoms": list(submission.symptoms or []), "age": submission.age, "duration": submission.duration}
+    if state:
+        told = assistant.triage_answers(state)
+        answers["symptoms"] = sorted(set(answers["symptoms"]) | set(told["symptoms"]))
+        answers["abcd"], answers["history"] = told["abcd"], told["history"]
+        answers.update({key: told[key] for key in ("age", "duration") if key in told})
+    return answers
+
+
+def submission_triage(submission, predictions=None, state=_STORED) -> TriageResult | None:
+    """The urgency tier and reasons for a finished analysis; None while queued, analysing or failed.
+
+    ``state`` defaults to the stored assistant conversation's, so its answers count everywhere
+    (result page, API, reminders); the assistant passes a state it is trying out.
+    """
+    if not has_result(submission):
         return None
     predictions = _ranked(submission) if predictions is None else predictions
+    if state is _STORED:
+        state = conversation_state(submission)
     return triage(
         {p.code: p.probability for p in predictions},
         uncertain=submission.uncertain,
         not_skin=submission.status == "rejected",
-        answers={"symptoms": submission.symptoms or [], "age": submission.age, "duration": submission.duration},
+        answers=triage_answers(submission, state),
         malignancy_threshold=malignancy_threshold(),
     )
 
 
+def referrals(tier: str | None) -> dict:
+    """Referral contacts staff configured for this tier; for urgent/soon with none, the advice to call a GP."""
+    if tier is None:
+        return {"contacts": [], "fallback": ""}
+    contacts = list(ReferralContact.objects.filter(active=True, **{f"show_for_{tier}": True}))
+    fallback = GP_FALLBACK if not contacts and tier in (URGENT, SOON) else ""
+    return {"contacts": contacts, "fallback": fallback}
+
+
+def assistant_context(submission, predictions=None) -> assistant.Context:
+    """The engine's view of this result: the knowledge base as plain data and the triage as a function."""
+    predictions = _ranked(submission) if predictions is None else list(predictions)
+    top = predictions[0].code if predictions and submission.status == "done" else None
+    return assistant.Context(
+        conditions=[assistant.ConditionInfo(
+            code=c.code, name=c.name, summary=c.summary, causes=c.causes_and_risk_factors,
+            treatments=c.usual_treatments, contagious=c.contagious, contagious_note=c.contagious_note,
+            synonyms=tuple(c.synonym_list())) for c in Condition.objects.all()],
+        assess=lambda state: submission_triage(submission, predictions, state=state),
+        top_code=top,
+    )
+
+
+def initial_state(submission) -> dict:
+    return assistant.new_state(assistant.prefill_from(submission.symptoms, submission.age, submission.duration))
+
+
+def assistant_panel(submission, predictions=None) -> dict | None:
+    """The transcript, the question now asked and its quick replies; None when there is no result yet."""
+    if not has_result(submission):
+        return None
+    conversation = AssistantConversation.objects.filter(submission=submission).first()
+    if conversation is None:
+        state = initial_state(submission)
+        intro = assistant.opening(state).text
+        return {"messages": [], "intro": intro, "question": assistant.next_question(state)}
+    return {"messages": list(conversation.messages.all()), "intro": "",
+            "question": assistant.next_question(conversation.state)}
+
+
 def result_guidance(submission, predictions=None) -> dict:
-    """Context for templates/guidance/_result_guidance.html: the triage and the top conditions' entries."""
+    """Context for templates/guidance/_result_guidance.html: triage, top conditions' entries, assistant, referrals."""
     predictions = _ranked(submission) if predictions is None else list(predictions)
     result = submission_triage(submission, predictions)
     top = predictions[:TOP_N] if submission.status == "done" else []
@@ -95,4 +168,7 @@ def result_guidance(submission, predictions=None) -> dict:
     return {
         "triage": result,
         "conditions": [{"prediction": p, "condition": entries.get(p.code)} for p in top],
+        "referrals": referrals(result.tier if result else None),
+        "assistant": assistant_panel(submission, predictions),
+        "submission_uuid": submission.uuid,
     }

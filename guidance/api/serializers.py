@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Condition
-from ..selectors import submission_triage
+from ..models import AssistantMessage, Condition, ReferralContact
+from ..selectors import referrals, submission_triage
 from ..triage import TIER_CHOICES
 
 
@@ -34,12 +34,35 @@ class ConditionSerializer(serializers.ModelSerializer):
         return [{"title": title, "url": url} for title, url in condition.source_list()]
 
 
+class ReferralContactSerializer(serializers.ModelSerializer):
+    kind_display = serializers.CharField(source="get_kind_display")
+
+    class Meta:
+        model = ReferralContact
+        fields = ["name", "kind", "kind_display", "phone", "booking_url", "address", "region", "notes"]
+        read_only_fields = fields
+
+
 class GuidanceSerializer(serializers.Serializer):
     tier = serializers.ChoiceField(choices=TIER_CHOICES, help_text="urgent, soon, routine or self_care.")
     title = serializers.CharField(help_text="What the tier advises, in words.")
     reasons = serializers.ListField(child=serializers.CharField(), help_text="Why, in plain language.")
     malignancy_probability = serializers.FloatField(
         allow_null=True, help_text="p(mel) + p(bcc) + p(scc) + p(akiec); null when the photo was not assessed.")
+    referrals = ReferralContactSerializer(
+        many=True, help_text="Where to get seen, as configured by the service's staff for this tier.")
+    referral_note = serializers.CharField(
+        allow_blank=True, help_text="For urgent or soon with no contact configured: advice to contact a GP.")
+
+
+def guidance_data(result):
+    """The ``guidance`` representation of a :class:`~guidance.triage.TriageResult` (None stays None)."""
+    if result is None:
+        return None
+    found = referrals(result.tier)
+    return GuidanceSerializer({"tier": result.tier, "title": result.title, "reasons": result.reasons,
+                               "malignancy_probability": result.malignancy_probability,
+                               "referrals": found["contacts"], "referral_note": found["fallback"]}).data
 
 
 @extend_schema_field(GuidanceSerializer(allow_null=True))
@@ -52,8 +75,53 @@ class SubmissionGuidanceField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_representation(self, submission):
-        result = submission_triage(submission)
-        if result is None:
-            return None
-        return GuidanceSerializer({"tier": result.tier, "title": result.title, "reasons": result.reasons,
-                                   "malignancy_probability": result.malignancy_probability}).data
+        return guidance_data(submission_triage(submission))
+
+
+class AssistantMessageSerializer(serializers.ModelSerializer):
+    tier = serializers.ChoiceField(choices=TIER_CHOICES, allow_blank=True,
+                                   help_text="The tier after an assistant message (blank for the person's).")
+
+    class Meta:
+        model = AssistantMessage
+        fields = ["role", "text", "tier", "understood", "created_at"]
+        read_only_fields = fields
+
+
+class OptionSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="Send this as `message` to choose the option.")
+    label = serializers.CharField()
+
+
+class QuestionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    text = serializers.CharField()
+    help = serializers.CharField(help_text="What the question means, if the person asks.")
+    options = OptionSerializer(many=True, help_text="Quick replies; any free text is accepted too.")
+
+
+class ReplySerializer(serializers.Serializer):
+    text = serializers.CharField()
+    understood = serializers.BooleanField(help_text="False when the assistant did not understand the message.")
+    intent = serializers.CharField(help_text="answer, not_understood, how_soon, contagious, what_is, ...")
+    tier_changed = serializers.BooleanField()
+
+
+class AssistantSerializer(serializers.Serializer):
+    submission = serializers.UUIDField()
+    intro = serializers.CharField(allow_blank=True, help_text="The opening text, until the first message is sent.")
+    messages = AssistantMessageSerializer(many=True)
+    question = QuestionSerializer(allow_null=True, help_text="The question asked now; null when all are done.")
+    guidance = GuidanceSerializer(allow_null=True, help_text="The tier and reasons, with the answers so far.")
+    reply = ReplySerializer(required=False, help_text="Only in the answer to a POST.")
+
+
+class AssistantMessageInputSerializer(serializers.Serializer):
+    message = serializers.CharField(max_length=500, help_text="An answer (e.g. a quick reply's value) or a question.")
+
+
+def question_data(question):
+    if question is None:
+        return None
+    return {"key": question.key, "text": question.text, "help": question.help,
+            "options": [{"value": value, "label": label} for value, label in question.options]}

@@ -1,11 +1,22 @@
-"""Read-only, public API of the condition knowledge base (general health information)."""
+"""The condition knowledge base (public, read-only) and the symptom assistant of a submission (owner only)."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from .. import selectors
-from .serializers import ConditionSerializer
+from diagnosis.selectors import get_submission_for
+
+from .. import selectors, services
+from .serializers import (
+    AssistantMessageInputSerializer,
+    AssistantMessageSerializer,
+    AssistantSerializer,
+    ConditionSerializer,
+    guidance_data,
+    question_data,
+)
 
 
 @extend_schema(tags=["conditions"], summary="Every condition the model knows, with its plain-language entry")
@@ -28,3 +39,60 @@ class ConditionDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.conditions()
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["assistant"], summary="The symptom assistant's conversation about a submission (owner only)",
+        description="The transcript, the question asked now with its quick replies, and the guidance with the "
+                    "answers so far. 409 until the analysis is final (done or rejected).",
+        responses={200: AssistantSerializer, 404: OpenApiResponse(description="No such submission for you."),
+                   409: OpenApiResponse(description="No final result yet.")}),
+    post=extend_schema(
+        tags=["assistant"], summary="Send the symptom assistant a message (an answer or a question)",
+        description="Answers change the guidance (tier and reasons) of the submission everywhere it is shown.",
+        request=AssistantMessageInputSerializer,
+        responses={200: AssistantSerializer, 400: OpenApiResponse(description="No message, or too long."),
+                   404: OpenApiResponse(description="No such submission for you."),
+                   409: OpenApiResponse(description="No final result yet, or the conversation is full.")}),
+)
+class AssistantView(APIView):
+    """Session or token auth from settings; owner only (another user's submission is a 404)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = AssistantSerializer
+
+    def get(self, request, submission_uuid):
+        submission = get_submission_for(request.user, submission_uuid)
+        if not selectors.has_result(submission):
+            return _not_final()
+        return Response(_conversation_data(submission))
+
+    def post(self, request, submission_uuid):
+        submission = get_submission_for(request.user, submission_uuid)
+        incoming = AssistantMessageInputSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            reply = services.assistant_turn(submission, incoming.validated_data["message"])
+        except services.AssistantUnavailable as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        data = _conversation_data(submission)
+        data["reply"] = {"text": reply.text, "understood": reply.understood, "intent": reply.intent,
+                         "tier_changed": reply.tier_changed}
+        return Response(data)
+
+
+def _not_final():
+    return Response({"detail": "The assistant is available once the photo has been analysed."},
+                    status=status.HTTP_409_CONFLICT)
+
+
+def _conversation_data(submission):
+    panel = selectors.assistant_panel(submission)
+    return {
+        "submission": str(submission.uuid),
+        "intro": panel["intro"],
+        "messages": AssistantMessageSerializer(panel["messages"], many=True).data,
+        "question": question_data(panel["question"]),
+        "guidance": guidance_data(selectors.submission_triage(submission)),
+    }
