@@ -156,14 +156,21 @@ def overlay_png(
     threshold: float = 0.25,
     max_alpha: float = 0.6,
     levels: int = 64,
+    max_side: int | None = None,
 ) -> bytes:
     """A PNG the size of ``photo`` (an image, or its (width, height)): the heatmap in colour,
     fully transparent below ``threshold`` and up to ``max_alpha`` opaque at the peak.
 
-    Stored as a 64-colour palette PNG with per-colour transparency: the map is smooth, so this
-    looks the same as full RGBA and keeps a 12-megapixel overlay at tens of kilobytes.
+    With ``max_side``, a larger photo gets an overlay scaled down to fit it, with the same
+    aspect ratio (a page stretches it back over the photo): the map is a few dozen values
+    interpolated, so more pixels add bytes, not detail. A palette PNG with per-colour
+    transparency: the map is smooth, so 64 levels look the same as full RGBA at a fraction
+    of the size.
     """
     width, height = photo.size if isinstance(photo, Image.Image) else (int(photo[0]), int(photo[1]))
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2:
         raise ValueError("heatmap must be 2-D")
@@ -179,7 +186,7 @@ def overlay_png(
     image = Image.fromarray(index, "P")
     image.putpalette(colours.astype(np.uint8).ravel().tolist())
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True, transparency=bytes(np.rint(alpha * 255).astype(np.uint8)))
+    image.save(buffer, format="PNG", transparency=bytes(np.rint(alpha * 255).astype(np.uint8)))
     return buffer.getvalue()
 
 

@@ -152,3 +152,8 @@ def test_with_the_tiny_real_model(tiny_model_dir):
     assert heat.shape == (48, 64)
     assert np.isfinite(heat).all() and 0.0 <= heat.min() and heat.max() <= 1.0
     assert _decoded(overlay_png(photo, heat)).size == photo.size
+
+
+def test_overlay_of_a_large_photo_can_be_capped_keeping_the_aspect_ratio():
+    overlay = _decoded(overlay_png((4000, 3000), np.ones((8, 8)), max_side=1024))
+    assert overlay.size == (1024, 768)
