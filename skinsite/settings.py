@@ -10,6 +10,7 @@ Security settings (HTTPS, cookies, HSTS) are strict in production so that
 
 import base64
 import hashlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,9 +70,12 @@ INSTALLED_APPS = [
     "accounts",
     "diagnosis",
     "guidance",  # condition knowledge base and urgency triage
+    "ops",  # /healthz, /metrics, worker readiness heartbeat
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.OpsEndpointsMiddleware",  # /healthz and /metrics for probes; first: see its docstring
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: refuse oversized requests from their Content-Length.
     "skinsite.middleware.RequestSizeLimitMiddleware",
@@ -84,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # before axes, so it counts axes' 429s
     "axes.middleware.AxesMiddleware",  # turns a lock-out into a 429 page (keep it last)
 ]
 
@@ -260,6 +265,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Tasks that need the model go to their own queue, consumed by workers that load it
+# (`celery -A skinsite worker -Q inference`); anything else (periodic jobs) stays on "celery".
+CELERY_INFERENCE_QUEUE = env("CELERY_INFERENCE_QUEUE", default="inference")
+CELERY_TASK_ROUTES = {"diagnosis.analyse*": {"queue": CELERY_INFERENCE_QUEUE}}
+
+# --- Health and metrics (ops/) ----------------------------------------------
+# Each worker process refreshes its heartbeat this often; /healthz wants one younger than the max age.
+HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=30.0)
+HEALTH_WORKER_MAX_AGE = env.int("HEALTH_WORKER_MAX_AGE", default=90)
+# /metrics answers these client addresses (CIDR allowed) or a request with "Authorization: Bearer METRICS_TOKEN".
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(value, strict=False) for value in METRICS_ALLOWED_IPS]
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Periodic tasks, sent by `celery -A skinsite beat` (one beat process per site).
 CELERY_BEAT_SCHEDULE = {
     # Re-photograph reminders that fell due (idempotent: each is e-mailed once).

@@ -92,11 +92,13 @@ def celery_worker(request):
     queue = f"test-{uuid.uuid4().hex[:12]}"
     saved = {
         key: getattr(app.conf, key)
-        for key in ("task_always_eager", "task_default_queue", "worker_hijack_root_logger")
+        for key in ("task_always_eager", "task_default_queue", "task_routes", "worker_hijack_root_logger")
     }
     # tests/conftest.py makes tasks eager for every test; this one needs the broker.
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue  # the router reads it on every send
+    app.conf.task_routes = {}  # analysis is routed to the inference queue in settings: send it to ours
+    _rebuild_router(app)
     app.conf.worker_hijack_root_logger = False  # keep pytest's log capture
     worker = RealWorker(app, queue)
     task_postrun.connect(worker._on_task_postrun, weak=False)
@@ -108,9 +110,16 @@ def celery_worker(request):
         task_postrun.disconnect(worker._on_task_postrun)
         for key, value in saved.items():
             setattr(app.conf, key, value)
+        _rebuild_router(app)
         # start_worker narrowed the app's consumer queues to ours; undo that for later workers.
         app.amqp.queues._consume_from = None
         _delete_queue(app, queue)
+
+
+def _rebuild_router(app) -> None:
+    """The router keeps the task_routes it was built with; build it again after changing them."""
+    app.amqp.flush_routes()
+    app.amqp.router = app.amqp.Router()
 
 
 def _delete_queue(app, queue: str) -> None:
