@@ -77,14 +77,24 @@ def create_submission(owner, image: CleanImage, *, lesion: Lesion | None = None,
     return submission
 
 
-def enqueue_analysis(submission: Submission) -> None:
-    """Send the analysis task (id only). A broker outage leaves the submission queued, not lost."""
+def enqueue_analysis(submission: Submission) -> bool:
+    """Send the analysis task (id only); on success mark the row as accepted by the broker.
+
+    A broker outage leaves the submission queued with ``enqueued_at`` empty, not lost: the outbox
+    sweeper (``recovery.dispatch_pending``, every 30 s from beat) sends it once the broker is back.
+    Publishing gives up after one quick retry (CELERY_TASK_PUBLISH_RETRY_POLICY and the Redis socket
+    timeouts in settings), so an upload does not hang on a dead broker.
+    """
     from .tasks import analyse_submission
 
     try:
         analyse_submission.delay(submission.pk)
-    except Exception:  # noqa: BLE001 - the photo is saved; it can be re-queued later
-        logger.exception("could not enqueue submission %s; it stays queued", submission.pk)
+    except Exception as exc:  # noqa: BLE001 - the photo is saved; the outbox sends it later
+        logger.warning("could not enqueue submission %s (%s: %s); it stays queued for dispatch_pending",
+                       submission.pk, exc.__class__.__name__, exc)
+        return False
+    Submission.objects.filter(pk=submission.pk).update(enqueued_at=timezone.now())
+    return True
 
 
 def _claim(submission_id: int) -> bool:
@@ -171,7 +181,7 @@ def store_result(submission_id: int, result) -> str:
 def requeue_submission(submission: Submission) -> bool:
     """Put a failed submission back in the queue (after the model was fixed, say)."""
     updated = Submission.objects.filter(pk=submission.pk, status=Submission.Status.FAILED).update(
-        status=Submission.Status.QUEUED, failure_reason="", started_at=None, finished_at=None
+        status=Submission.Status.QUEUED, failure_reason="", started_at=None, finished_at=None, enqueued_at=None
     )
     if updated:
         transaction.on_commit(lambda: enqueue_analysis(submission))

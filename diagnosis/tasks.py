@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 )
 def analyse_submission(submission_id: int) -> str:
     """Run the classifier on one submission; safe to run twice (see services.analyse_submission)."""
+    from . import recovery
+
+    if recovery.give_up_if_exhausted(submission_id):  # a photo that keeps killing its worker
+        return "failed"
     return services.analyse_submission(submission_id)
 
 
@@ -45,3 +49,20 @@ def send_due_reminders() -> int:
     from .reminders import send_due_reminders as send
 
     return len(send())
+
+
+@shared_task(name="diagnosis.dispatch_pending")
+def dispatch_pending() -> int:
+    """Periodic (Celery beat): send queued analyses the broker never accepted, or lost (the outbox)."""
+    from . import recovery
+
+    return len(recovery.dispatch_pending().sent)
+
+
+@shared_task(name="diagnosis.requeue_stuck")
+def requeue_stuck() -> int:
+    """Periodic (Celery beat): re-queue analyses stuck in 'processing', failing them after too many starts."""
+    from . import recovery
+
+    sweep = recovery.requeue_stuck()
+    return len(sweep.sent) + len(sweep.failed)

@@ -256,8 +256,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Longer than any task, so a slow task is not redelivered while it still runs.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any task, so a slow task is not redelivered while it still runs; a task whose
+        # worker was killed outright (not just its pool child) comes back after this many seconds.
+        "visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=3600),
+        # A Redis that is down or hung must not hang an upload: fail fast, the outbox re-sends later.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 3,  # above kombu's 1 s BRPOP timeout
+    }
+# One quick retry (a pooled connection may be stale after a Redis restart), then give up: the
+# submission stays queued with enqueued_at empty and `dispatch_pending` sends it when the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the broker
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task gets the task redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -282,7 +291,18 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 CELERY_BEAT_SCHEDULE = {
     # Re-photograph reminders that fell due (idempotent: each is e-mailed once).
     "send-lesion-reminders": {"task": "diagnosis.send_due_reminders", "schedule": 3600.0},
+    # Outbox and sweeper (diagnosis/recovery.py); expiring, so they never pile up while no worker runs.
+    "dispatch-pending-analyses": {"task": "diagnosis.dispatch_pending", "schedule": 30.0, "options": {"expires": 25}},
+    "requeue-stuck-analyses": {"task": "diagnosis.requeue_stuck", "schedule": 60.0, "options": {"expires": 55}},
 }
+# Queued submissions the broker never accepted are sent again after this grace period; accepted ones
+# that no worker started (broker state lost, e.g. a Redis restart without persistence) after the second.
+ANALYSIS_DISPATCH_GRACE = timedelta(seconds=env.int("ANALYSIS_DISPATCH_GRACE_SECONDS", default=20))
+ANALYSIS_REDISPATCH_AFTER = timedelta(seconds=env.int("ANALYSIS_REDISPATCH_AFTER_SECONDS", default=300))
+# An analysis still 'processing' after this is presumed lost and re-queued, up to ANALYSIS_MAX_ATTEMPTS
+# starts in all; then it is marked failed with the reason (the photo is kept; `requeue_failed` retries it).
+ANALYSIS_STUCK_AFTER = timedelta(seconds=env.int("ANALYSIS_STUCK_AFTER_SECONDS", default=600))
+ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 
 # --- API ------------------------------------------------------------------
 REST_FRAMEWORK = {
