@@ -260,7 +260,7 @@ def parse_answer(question: Question, text: str):
         codes = [code for code, pattern in (("growing", _GROWING), ("changing", _CHANGING)) if pattern.search(text)]
         if said == UNSURE:
             return True, None
-        if said == NO and not codes:
+        if said == NO:  # "no, it has not got bigger" too
             return True, False
         if codes and said != NO:
             return True, codes
