@@ -11,7 +11,9 @@ that space (the backbone has little to say about it), so the gate also requires 
 minimum of pixel contrast: the standard deviation of the normalised input.
 
 Both thresholds are set on the *validation* skin photos so that together they
-reject at most 2 % of them (a quarter of that budget goes to the contrast check).
+reject at most a set share of them (``python -m ml train --max-false-rejection``, 1.5 %
+by default, a margin under the 2 % target for new photos; a quarter of that budget
+goes to the contrast check).
 """
 
 from __future__ import annotations
