@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lesion_views, views
 
 app_name = "diagnosis"
 
@@ -14,4 +14,7 @@ urlpatterns = [
     path("lesions/", views.lesion_list, name="lesion-list"),
     path("lesions/<uuid:lesion_uuid>/", views.lesion_detail, name="lesion-detail"),
     path("lesions/<uuid:lesion_uuid>/delete/", views.lesion_delete, name="lesion-delete"),
+    path("lesions/<uuid:lesion_uuid>/compare/", lesion_views.lesion_compare, name="lesion-compare"),
+    path("lesions/<uuid:lesion_uuid>/report/", lesion_views.lesion_report, name="lesion-report"),
+    path("lesions/<uuid:lesion_uuid>/report.pdf", lesion_views.lesion_report_pdf, name="lesion-report-pdf"),
 ]

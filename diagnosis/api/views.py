@@ -27,6 +27,7 @@ from .serializers import (
     SubmissionCreateSerializer,
     SubmissionSerializer,
 )
+from .timeline import LesionTimelineMixin  # GET lesions/<uuid>/timeline/ and report/ (PDF)
 
 
 class JPEGRenderer(renderers.BaseRenderer):
@@ -145,7 +146,8 @@ class SubmissionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, views
     create=extend_schema(summary="Create a lesion to follow"),
     destroy=extend_schema(summary="Delete a lesion with all its photos and their stored files"),
 )
-class LesionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+class LesionViewSet(LesionTimelineMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                    viewsets.ReadOnlyModelViewSet):
     serializer_class = LesionSerializer
     lookup_field = "uuid"
     lookup_value_converter = "uuid"

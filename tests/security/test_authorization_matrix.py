@@ -41,6 +41,9 @@ ROUTES = {
     "diagnosis:lesion-list": (None, LOGGED_IN_PAGE),
     "diagnosis:lesion-detail": ("lesion", PRIVATE_OBJECT),
     "diagnosis:lesion-delete": ("lesion", PRIVATE_OBJECT),
+    "diagnosis:lesion-compare": ("lesion", PRIVATE_OBJECT),
+    "diagnosis:lesion-report": ("lesion", PRIVATE_OBJECT),
+    "diagnosis:lesion-report-pdf": ("lesion", PRIVATE_OBJECT),
     # accounts (web)
     "login": (None, PUBLIC),
     "logout": (None, POST_ONLY),
@@ -66,6 +69,8 @@ ROUTES = {
     "api:lesion-list": (None, API_LOGGED_IN),
     "api:lesion-detail": ("lesion", API_PRIVATE_OBJECT),
     "api:lesion-submissions": ("lesion", API_PRIVATE_OBJECT),
+    "api:lesion-timeline": ("lesion", API_PRIVATE_OBJECT),
+    "api:lesion-report": ("lesion", API_PRIVATE_OBJECT),
     # The schema and its docs page are public: they describe the API, not anyone's data.
     "api-schema": (None, PUBLIC),
     "api-docs": (None, PUBLIC),
