@@ -32,6 +32,24 @@ def analyse_submission(submission_id: int) -> str:
     return services.analyse_submission(submission_id)
 
 
+@shared_task(
+    name="diagnosis.analyse_batch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),  # as above; photos already final are skipped
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=False,
+    max_retries=6,
+)
+def analyse_batch(submission_ids: list[int], heatmaps: bool = False) -> dict:
+    """Classify a bulk import's photos in chunks of ML_BATCH_SIZE (see bulk.analyse_batch); safe to repeat."""
+    from . import bulk
+
+    outcomes = bulk.analyse_batch(submission_ids, heatmaps=heatmaps)
+    return {status: sum(1 for o in outcomes.values() if o == status) for status in set(outcomes.values())}
+
+
 @worker_process_init.connect
 def load_model_in_worker_child(**kwargs):
     """Load the model once per worker process, after the fork (TensorFlow is not fork-safe)."""

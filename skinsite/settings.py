@@ -200,7 +200,10 @@ STORED_IMAGE_MAX_SIDE = env.int("STORED_IMAGE_MAX_SIDE", default=4096)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger files are streamed to a temporary file
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # the non-file part of a request body
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
-DATA_UPLOAD_MAX_NUMBER_FILES = 5
+# Photos in one bulk upload (POST /api/v1/batches/); the request as a whole stays under MAX_REQUEST_BYTES.
+BULK_MAX_FILES = env.int("BULK_MAX_FILES", default=100)
+# Django's own default (100); the other upload endpoints read one file and ignore any others.
+DATA_UPLOAD_MAX_NUMBER_FILES = max(5, BULK_MAX_FILES)
 
 # --- Consent and retention -------------------------------------------------
 # Raise the version when the consent text changes in substance: everyone is asked again before uploading.
@@ -231,6 +234,8 @@ ML_RUNTIME = env("ML_RUNTIME", default="auto")
 # Inference threads per worker process: N prefork processes x 1 thread serve most photos per
 # second on a small machine (docs/PERFORMANCE.md).
 ML_THREADS = env.int("ML_THREADS", default=1)
+# Photos per model call when many are classified together (bulk import: diagnosis/bulk.py).
+ML_BATCH_SIZE = env.int("ML_BATCH_SIZE", default=32)
 
 # --- Cache (API throttling; axes keeps its records in the database) ------
 # Shared Redis in production, so every web process counts the same requests.
@@ -321,6 +326,7 @@ REST_FRAMEWORK = {
         "anon": env("THROTTLE_ANON", default="60/minute"),  # per address: token requests and 401s
         "user": env("THROTTLE_USER", default="1200/hour"),
         "uploads": env("THROTTLE_UPLOADS", default="60/hour"),  # photo uploads per user (diagnosis.api)
+        "batch_photos": env("THROTTLE_BATCH_PHOTOS", default="500/hour"),  # photos in bulk uploads, per user
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import api as account_api
 
-from . import views
+from . import bulk, views
 
 app_name = "api"
 
@@ -13,6 +13,7 @@ app_name = "api"
 router = SimpleRouter(use_regex_path=False)
 router.register("submissions", views.SubmissionViewSet, basename="submission")
 router.register("lesions", views.LesionViewSet, basename="lesion")
+router.register("batches", bulk.BatchViewSet, basename="batch")
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),

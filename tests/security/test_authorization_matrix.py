@@ -12,6 +12,8 @@ Expectations are for GET. Status 302 for a web page means "to the login page"
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -20,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "owner", "other", "admin")
 
-# name -> (kind of object in the URL, {role: status}).  Kinds: None, "submission", "lesion", "reset", "condition".
+# name -> (kind of object in the URL, {role: status}).
+# Kinds: None, "submission", "lesion", "batch", "reset", "condition".
 LOGIN, OK, NOT_FOUND, NOT_ALLOWED, UNAUTH, REDIRECT = 302, 200, 404, 405, 401, "redirect"
 PRIVATE_OBJECT = {"anonymous": LOGIN, "owner": OK, "other": NOT_FOUND, "admin": NOT_FOUND}
 LOGGED_IN_PAGE = {"anonymous": LOGIN, "owner": OK, "other": OK, "admin": OK}
@@ -69,6 +72,8 @@ ROUTES = {
     "api:lesion-list": (None, API_LOGGED_IN),
     "api:lesion-detail": ("lesion", API_PRIVATE_OBJECT),
     "api:lesion-submissions": ("lesion", API_PRIVATE_OBJECT),
+    "api:batch-list": (None, {**API_LOGGED_IN, "owner": NOT_ALLOWED, "other": NOT_ALLOWED, "admin": NOT_ALLOWED}),
+    "api:batch-detail": ("batch", API_PRIVATE_OBJECT),
     "api:lesion-timeline": ("lesion", API_PRIVATE_OBJECT),
     "api:lesion-report": ("lesion", API_PRIVATE_OBJECT),
     # The schema and its docs page are public: they describe the API, not anyone's data.
@@ -118,7 +123,10 @@ def callers(client, owner_client, outsider_client, admin_client):
 
 @pytest.fixture
 def owned(submission_factory):
-    return submission_factory()
+    submission = submission_factory()
+    submission.batch = uuid.uuid4()  # also part of a bulk import, for the batch routes
+    submission.save(update_fields=["batch"])
+    return submission
 
 
 def url_for(name, kind, submission):
@@ -126,6 +134,8 @@ def url_for(name, kind, submission):
         return reverse(name, args=[submission.uuid])
     if kind == "lesion":
         return reverse(name, args=[submission.lesion.uuid])
+    if kind == "batch":
+        return reverse(name, args=[submission.batch])
     if kind == "condition":
         return reverse(name, args=["mel"])
     if kind == "reset":
