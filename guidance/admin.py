@@ -39,6 +39,11 @@ class ReferralContactAdmin(admin.ModelAdmin):
                                               "show_for_self_care"]}),
     ]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "booking_url":
+            kwargs["assume_scheme"] = "https"  # "clinic.example.org/book" means https, not http
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
 
 class AssistantMessageInline(admin.TabularInline):
     model = AssistantMessage
