@@ -119,11 +119,16 @@ def submission_triage(submission, predictions=None, state=_STORED) -> TriageResu
     )
 
 
-def referrals(tier: str | None) -> dict:
-    """Referral contacts staff configured for this tier; for urgent/soon with none, the advice to call a GP."""
+def referrals(tier: str | None, active_contacts=None) -> dict:
+    """Referral contacts staff configured for this tier; for urgent/soon with none, the advice to call a GP.
+
+    ``active_contacts``: the active contacts when the caller already read them (a list of results).
+    """
     if tier is None:
         return {"contacts": [], "fallback": ""}
-    contacts = list(ReferralContact.objects.filter(active=True, **{f"show_for_{tier}": True}))
+    if active_contacts is None:
+        active_contacts = ReferralContact.objects.filter(active=True)
+    contacts = [contact for contact in active_contacts if contact.shown_for(tier)]
     fallback = GP_FALLBACK if not contacts and tier in (URGENT, SOON) else ""
     return {"contacts": contacts, "fallback": fallback}
 

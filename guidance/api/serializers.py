@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import AssistantMessage, Condition, ReferralContact
+from ..models import AssistantConversation, AssistantMessage, Condition, ReferralContact
 from ..selectors import referrals, submission_triage
 from ..triage import TIER_CHOICES
 
@@ -55,11 +55,11 @@ class GuidanceSerializer(serializers.Serializer):
         allow_blank=True, help_text="For urgent or soon with no contact configured: advice to contact a GP.")
 
 
-def guidance_data(result):
+def guidance_data(result, contacts=None):
     """The ``guidance`` representation of a :class:`~guidance.triage.TriageResult` (None stays None)."""
     if result is None:
         return None
-    found = referrals(result.tier)
+    found = referrals(result.tier, contacts)
     return GuidanceSerializer({"tier": result.tier, "title": result.title, "reasons": result.reasons,
                                "malignancy_probability": result.malignancy_probability,
                                "referrals": found["contacts"], "referral_note": found["fallback"]}).data
@@ -75,7 +75,24 @@ class SubmissionGuidanceField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_representation(self, submission):
-        return guidance_data(submission_triage(submission))
+        loaded = self._loaded(submission)
+        return guidance_data(submission_triage(submission, state=loaded["states"].get(submission.pk)),
+                             contacts=loaded["contacts"])
+
+    def _loaded(self, submission):
+        """Assistant states and referral contacts read once per list of submissions, not once per item."""
+        cache = getattr(self, "_cache", None)
+        if cache is None or submission.pk not in cache["pks"]:
+            root = self.root
+            items = root.instance if isinstance(root, serializers.ListSerializer) else None
+            pks = {item.pk for item in items or [] if hasattr(item, "pk")} | {submission.pk}
+            cache = self._cache = {
+                "pks": pks,
+                "states": dict(AssistantConversation.objects.filter(submission_id__in=pks)
+                               .values_list("submission_id", "state")),
+                "contacts": list(ReferralContact.objects.filter(active=True)),
+            }
+        return cache
 
 
 class AssistantMessageSerializer(serializers.ModelSerializer):

@@ -327,3 +327,28 @@ def test_selectors_merge_the_assistant_answers_with_the_upload_form(result):
     answers = selectors.triage_answers(submission, state)
     assert answers == {"symptoms": ["bleeding", "pain"], "age": 58, "duration": "weeks", "abcd": ["asymmetry"],
                        "history": []}
+
+
+def test_the_submission_list_reads_guidance_tables_a_fixed_number_of_times(owner_client, result):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def guidance_queries():
+        with CaptureQueriesContext(connection) as queries:
+            response = owner_client.get(reverse("api:submission-list"))
+        assert response.status_code == 200
+        return len([q for q in queries.captured_queries if '"guidance_' in q["sql"]]), response.json()
+
+    contact()
+    for _ in range(2):
+        result(MELANOMA)
+    few, _data = guidance_queries()
+    post(owner_client, result(MOLE), "yes")
+    post(owner_client, Submission.objects.order_by("-created_at", "-pk").first(), "yes")
+    for _ in range(3):
+        result(MELANOMA)
+    many, data = guidance_queries()
+    assert many == few
+    tiers = sorted(item["guidance"]["tier"] for item in data["results"])
+    assert tiers == ["soon", "urgent", "urgent", "urgent", "urgent", "urgent"]
+    assert all(item["guidance"]["referrals"][0]["name"] == "Riverside Skin Clinic" for item in data["results"])
