@@ -90,24 +90,43 @@ def context_answers(submission) -> list[tuple[str, str]]:
     return rows
 
 
-def assistant_answers(submission) -> list[tuple[str, str]]:
-    """Answers given to the symptom assistant for this photo, when that feature is installed.
+def _assistant_answer_text(question, value) -> str:
+    if value is True:
+        return "Yes"
+    if value is False:
+        return "No"
+    if value is None:
+        return "Not sure"
+    labels = dict(question.options)
+    if isinstance(value, list):
+        return ", ".join(str(labels.get(v, v)) for v in value) or "No"
+    return str(labels.get(value, value))
 
-    Read defensively: the assistant's model (guidance app) may not exist in this deployment,
-    and any shape it has beyond (question, answer) text is ignored.
+
+def assistant_answers(submission) -> list[tuple[str, str]]:
+    """What the person told the symptom assistant about this photo (guidance/assistant.py), as (question, answer).
+
+    Answers copied from the upload form are left out (they are in ``context_answers``); skipped
+    questions are listed as such. Read defensively: an optional section must never break the report.
     """
     try:
-        from guidance import models as guidance_models
-    except ImportError:  # pragma: no cover - the guidance app is always installed here
-        return []
-    model = getattr(guidance_models, "SymptomAnswer", None) or getattr(guidance_models, "AssistantAnswer", None)
-    if model is None:
+        from guidance import assistant
+        from guidance.selectors import conversation_state
+    except ImportError:  # pragma: no cover - a deployment without the assistant
         return []
     try:
-        rows = model.objects.filter(submission=submission)
-        return [(str(getattr(r, "question_text", None) or getattr(r, "question", "")),
-                 str(getattr(r, "answer_text", None) or getattr(r, "answer", ""))) for r in rows]
-    except Exception:  # noqa: BLE001 - an optional section must never break the report
+        state = conversation_state(submission) or {}
+        answers = state.get("answers") or {}
+        prefilled, skipped = set(state.get("prefilled") or []), set(state.get("skipped") or [])
+        rows = []
+        for question in assistant.SCRIPT:
+            label = question.text.split(":", 1)[0] if ":" in question.text else question.text
+            if question.key in answers and question.key not in prefilled:
+                rows.append((label, _assistant_answer_text(question, answers[question.key])))
+            elif question.key in skipped:
+                rows.append((label, "skipped"))
+        return rows
+    except Exception:  # noqa: BLE001
         logger.exception("could not read the assistant's answers for submission %s", submission.pk)
         return []
 

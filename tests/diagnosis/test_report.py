@@ -154,3 +154,25 @@ def test_api_schema_documents_the_new_routes(client):
     assert pdf["application/pdf"]["schema"] == {"type": "string", "format": "binary"}
     timeline = schema["paths"]["/api/v1/lesions/{uuid}/timeline/"]["get"]["responses"]["200"]["content"]
     assert timeline["application/json"]["schema"]["$ref"].endswith("/Timeline")
+
+
+def test_symptom_assistant_answers_are_in_the_report(owner_client, lesion_with_photos):
+    from guidance.models import AssistantConversation
+
+    lesion, _first, second = lesion_with_photos
+    AssistantConversation.objects.create(submission=second, state={
+        "answers": {"asymmetry": True, "border": False, "evolving": ["got bigger"], "personal_history": True,
+                    "age": 54},
+        "prefilled": ["age"],  # from the upload form: shown with those answers, not twice
+        "skipped": ["diameter"],
+    })
+    rows = dict(report.assistant_answers(second))
+    assert rows["A for asymmetry"] == "Yes" and rows["B for border"] == "No"
+    assert rows["E for evolving"] == "Yes, it got bigger" and rows["D for diameter"] == "skipped"
+    assert rows["Have you ever had skin cancer yourself (melanoma or another kind)?"] == "Yes"
+    assert "How old are you (in years)?" not in rows
+    text, _images = pdf_text_and_images(
+        owner_client.get(reverse("diagnosis:lesion-report-pdf", args=[lesion.uuid])).content)
+    assert "Symptom assistant" in text and "A for asymmetry: Yes" in text
+    html = owner_client.get(reverse("diagnosis:lesion-report", args=[lesion.uuid])).content.decode()
+    assert "<dt>E for evolving</dt><dd>Yes, it got bigger</dd>" in html

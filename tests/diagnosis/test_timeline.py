@@ -265,3 +265,22 @@ def test_api_timeline_is_private(client, outsider_client, submission_factory):
     url = reverse("api:lesion-timeline", args=[lesion.uuid])
     assert client.get(url).status_code == 401
     assert outsider_client.get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_compare_page_offers_the_heatmap_toggle_when_there_is_one(owner_client, submission_factory):
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    first, second = photo_series(submission_factory, [(3, BENIGN, None), (1, BENIGN, None)])
+    assert 'id="heatmap-toggle"' not in owner_client.get(_compare_url(first.lesion)).content.decode()
+    png = io.BytesIO()
+    Image.new("RGBA", (64, 48), (255, 0, 0, 128)).save(png, format="PNG")
+    second.heatmap.save("overlay.png", ContentFile(png.getvalue()))
+    html = owner_client.get(_compare_url(first.lesion)).content.decode()
+    assert 'id="heatmap-toggle"' in html and 'id="heatmap-b"' in html and 'id="heatmap-a"' not in html
+    heatmap_url = reverse("diagnosis:submission-heatmap", args=[second.uuid])
+    assert heatmap_url in html
+    assert owner_client.get(heatmap_url).status_code == 200
