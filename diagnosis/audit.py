@@ -11,7 +11,8 @@ from django.contrib.contenttypes.models import ContentType
 from .models import Lesion, Prediction, Submission
 
 auditlog.register(Lesion)
-auditlog.register(Submission, exclude_fields=["updated_at"])
+# The embedding is binary model output (not text auditlog can diff, nor a change anyone made).
+auditlog.register(Submission, exclude_fields=["updated_at", "embedding"])
 auditlog.register(Prediction)
 
 

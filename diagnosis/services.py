@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from . import explanations
 from .images import CleanImage, sanitize_upload
 from .models import Lesion, Prediction, Submission
 
@@ -141,13 +142,16 @@ def analyse_submission(submission_id: int) -> str:
         _finish(submission_id, status=Submission.Status.FAILED,
                 failure_reason=f"The photo could not be analysed ({exc.__class__.__name__}).")
         return "failed"
-    return store_result(submission_id, result)
+    # Outside the transaction: the occlusion heatmap takes ~1 s and must not hold the row lock.
+    size = (submission.image_width, submission.image_height) if submission.image_width else None
+    return store_result(submission_id, result, heatmap=explanations.heatmap_png(classifier, img, result, size))
 
 
-def store_result(submission_id: int, result) -> str:
-    """Write the ranked predictions and the final status exactly once."""
+def store_result(submission_id: int, result, heatmap: bytes | None = None) -> str:
+    """Write the ranked predictions, the embedding, the heatmap PNG (if any) and the final status exactly once."""
     from ml.inference import REASON_NOT_SKIN, STATUS_REJECTED, STATUS_UNCERTAIN
 
+    written = None
     try:
         with transaction.atomic():
             locked = Submission.objects.select_for_update().get(pk=submission_id)
@@ -171,10 +175,15 @@ def store_result(submission_id: int, result) -> str:
                 from .reminders import schedule_reminder  # re-photograph reminder from this result's urgency
 
                 transaction.on_commit(lambda: schedule_reminder(submission_id), robust=True)
+            written = explanations.attach(locked, result, heatmap)
             locked.save()
     except IntegrityError:
         # A concurrent run stored the same submission first: its result stands.
+        explanations.discard(written)
         return "skipped"
+    except BaseException:
+        explanations.discard(written)
+        raise
     return locked.status
 
 
@@ -215,7 +224,7 @@ def delete_submissions(queryset) -> int:
     from .audit import redact_deleted
 
     with transaction.atomic():
-        names = list(queryset.values_list("image", flat=True))
+        names = [name for pair in queryset.values_list("image", "heatmap") for name in pair]
         prediction_pks = list(Prediction.objects.filter(submission__in=queryset).values_list("pk", flat=True))
         # Per object, not one bulk DELETE, so auditlog records each deletion.
         deleted = []

@@ -10,6 +10,7 @@ urlpatterns = [
     path("submissions/<uuid:submission_uuid>/", views.submission_detail, name="submission-detail"),
     path("submissions/<uuid:submission_uuid>/status/", views.submission_status, name="submission-status"),
     path("submissions/<uuid:submission_uuid>/photo/", views.submission_photo, name="submission-photo"),
+    path("submissions/<uuid:submission_uuid>/heatmap/", views.submission_heatmap, name="submission-heatmap"),
     path("submissions/<uuid:submission_uuid>/delete/", views.submission_delete, name="submission-delete"),
     path("lesions/", views.lesion_list, name="lesion-list"),
     path("lesions/<uuid:lesion_uuid>/", views.lesion_detail, name="lesion-detail"),

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from accounts.services import has_current_consent
 from guidance.selectors import result_guidance
 
-from . import selectors, services
+from . import explanations, selectors, services
 from .forms import UploadForm
 from .photos import private_photo_response
 from .throttles import UploadRateThrottle
@@ -87,6 +87,14 @@ def submission_status(request, submission_uuid):
 def submission_photo(request, submission_uuid):
     submission = selectors.get_submission_for(request.user, submission_uuid)
     return private_photo_response(submission.image)
+
+
+@login_required
+@require_GET
+def submission_heatmap(request, submission_uuid):
+    """The "where the model looked" overlay of the result page (owner only; 404 when none)."""
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    return explanations.heatmap_response(submission)
 
 
 @login_required

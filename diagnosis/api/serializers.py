@@ -34,8 +34,8 @@ class TopPredictionSerializer(serializers.Serializer):
     probability = serializers.FloatField(source="top_probability")
 
 
-def _photo_url(request, submission):
-    url = reverse("api:submission-image", kwargs={"uuid": submission.uuid})
+def _photo_url(request, submission, route="api:submission-image"):
+    url = reverse(route, kwargs={"uuid": submission.uuid})
     return request.build_absolute_uri(url) if request is not None else url
 
 
@@ -49,6 +49,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
     predictions = serializers.SerializerMethodField()
     top_predictions = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
+    heatmap_url = serializers.SerializerMethodField()
     guidance = SubmissionGuidanceField()  # urgency tier and reasons (guidance/triage.py)
     # Declared so the schema says "" is a possible value (the person did not answer): a read-only
     # model field loses allow_blank, and the schema then listed only the choices.
@@ -63,7 +64,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "uuid", "url", "lesion", "status", "status_display", "is_final", "failure_reason", "uncertain",
             "model_version", "created_at", "started_at", "finished_at",
             "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
-            "predictions", "top_predictions", "image_url", "guidance",
+            "predictions", "top_predictions", "image_url", "heatmap_url", "guidance",
         ]
         read_only_fields = fields
 
@@ -82,6 +83,13 @@ class SubmissionSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, submission):
         return _photo_url(self.context.get("request"), submission)
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_heatmap_url(self, submission):
+        """Where the model looked (a PNG overlay the photo's shape); null when there is none."""
+        if not submission.heatmap:
+            return None
+        return _photo_url(self.context.get("request"), submission, "api:submission-heatmap")
 
 
 class SubmissionCreateSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from accounts.api import HasCurrentConsent
 
-from .. import selectors, services
+from .. import explanations, selectors, services
 from ..models import Prediction
 from ..photos import private_photo_response
 from ..throttles import UploadRateThrottle
@@ -44,6 +44,13 @@ class JPEGRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return data if isinstance(data, bytes) else b""
+
+
+class PNGRenderer(JPEGRenderer):
+    """``Accept: image/png`` on the heatmap endpoint (same idea as JPEGRenderer)."""
+
+    media_type = "image/png"
+    format = "png"
 
 
 @extend_schema(tags=["auth"], summary="Exchange a username and password for an API token")
@@ -137,6 +144,22 @@ class SubmissionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, views
     @action(detail=True, methods=["get"], url_path="image", renderer_classes=[renderers.JSONRenderer, JPEGRenderer])
     def image(self, request, uuid=None):
         return private_photo_response(self.get_object().image)
+
+    @extend_schema(
+        summary="Where the model looked: the heatmap overlay (owner only)",
+        description=(
+            "A PNG the shape of the photo (at most 1024 px on its longer side): warm colours where hiding "
+            "that part of the photo lowered the top class's probability most, transparent elsewhere. "
+            "Stack it over `image_url`. 404 when the submission has none (`heatmap_url` is null)."
+        ),
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The overlay, RGBA palette PNG."),
+            404: OpenApiResponse(description="No such submission for you, or no heatmap."),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="heatmap", renderer_classes=[renderers.JSONRenderer, PNGRenderer])
+    def heatmap(self, request, uuid=None):
+        return explanations.heatmap_response(self.get_object())
 
 
 @extend_schema(tags=["lesions"])

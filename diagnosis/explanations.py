@@ -1,0 +1,109 @@
+"""What a finished analysis keeps besides its predictions: the image embedding and a heatmap.
+
+* The embedding (float16 bytes) lets the lesion timeline tell how far a spot's look moved
+  between two photos (diagnosis/timeline.py reads it back).
+* The heatmap is an encrypted PNG overlay, the size and shape of the photo scaled to fit
+  ``HEATMAP_MAX_SIDE``, showing where hiding part of the photo lowered the top class's
+  probability most (ml/explain.py: occlusion sensitivity, which needs only the model's
+  forward pass, so it works with the Keras and the LiteRT engine alike).
+
+Only photos that were assessed (status ok or uncertain) get either: a photo rejected as not
+skin has no class worth explaining and no place on a lesion's timeline. An explanation is
+extra: if it fails, the analysis still finishes, without it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+logger = logging.getLogger(__name__)
+
+#: The overlay is a handful of values interpolated smoothly, so a 12-megapixel copy would add
+#: bytes, not detail; the result page stretches it over the photo (same aspect ratio).
+HEATMAP_MAX_SIDE = 1024
+
+
+def is_explained(result) -> bool:
+    from ml.inference import STATUS_OK, STATUS_UNCERTAIN
+
+    return result.status in (STATUS_OK, STATUS_UNCERTAIN) and bool(result.predictions)
+
+
+def embedding_bytes(result) -> bytes | None:
+    """The result's image embedding as float16 bytes (None when the model has none)."""
+    if result.embedding is None or not is_explained(result):
+        return None
+    return np.asarray(result.embedding, dtype=np.float16).ravel().tobytes()
+
+
+def heatmap_png(classifier, image, result, size: tuple[int, int] | None = None) -> bytes | None:
+    """The overlay PNG for the result's top class, for a photo of ``size`` (width, height).
+
+    None when heatmaps are off (``ML_HEATMAPS``), the result is not explained, or computing it
+    failed: that is logged and never fails the analysis.
+    """
+    if not settings.ML_HEATMAPS or not is_explained(result):
+        return None
+    try:
+        from ml.explain import occlusion_heatmap, overlay_png
+
+        codes = [code for code, _label in classifier.classes]
+        heat = occlusion_heatmap(classifier, image, codes.index(result.predictions[0].code))
+        return overlay_png(size or image.size, heat, max_side=HEATMAP_MAX_SIDE)
+    except Exception:  # noqa: BLE001 - an explanation is optional; the prediction is not
+        logger.exception("heatmap failed; the analysis is stored without one")
+        return None
+
+
+def attach(submission, result, heatmap: bytes | None) -> str | None:
+    """Set the embedding and heatmap on a locked submission; the caller saves the row.
+
+    Writes the heatmap file now and returns its name, so a caller whose transaction rolls back
+    can remove it (``discard``). A heatmap from an earlier analysis would explain a result that
+    is no longer shown: it is replaced or cleared, and its file deleted once this commits.
+    """
+    from .services import _delete_files_on_commit
+
+    submission.embedding = embedding_bytes(result)
+    previous = submission.heatmap.name
+    written = None
+    if heatmap and is_explained(result):
+        submission.heatmap.save("heatmap.png", ContentFile(heatmap), save=False)
+        written = submission.heatmap.name
+    else:
+        submission.heatmap = ""
+    if previous and previous != written:
+        _delete_files_on_commit([previous])
+    return written
+
+
+def discard(name: str | None) -> None:
+    """Remove a heatmap file written for a row that was not saved after all."""
+    if not name:
+        return
+    from .storage import photo_storage
+
+    try:
+        photo_storage().delete(name)
+    except Exception:  # noqa: BLE001 - an orphan encrypted file is harmless; log its name only
+        logger.exception("could not delete unsaved heatmap %s", name)
+
+
+def heatmap_response(submission):
+    """The stored overlay as a private PNG response; 404 when the submission has none.
+
+    The caller has fetched ``submission`` through an owner-scoped selector.
+    """
+    from django.http import Http404
+
+    from .photos import private_photo_response
+
+    if not submission.heatmap:
+        raise Http404("This photo has no heatmap.")
+    response = private_photo_response(submission.heatmap)
+    response["Content-Type"] = "image/png"
+    return response
