@@ -38,4 +38,4 @@ def assistant_message(request, submission_uuid):
             messages.error(request, str(error))
     else:
         messages.error(request, f"Type a message of at most {MAX_MESSAGE_LENGTH} characters, or press a button.")
-    return redirect(reverse("diagnosis:submission-detail", args=[submission.uuid]) + "#assistant")
+    return redirect(reverse("diagnosis:submission-detail", args=[submission.uuid]) + "#assistant-latest")

@@ -70,7 +70,7 @@ def test_answers_are_stored_across_requests_and_change_the_tier_on_the_page(owne
     assert page(owner_client, submission).context["guidance"]["triage"].tier == "routine"
     response = post(owner_client, submission, "yes")
     assert response.status_code == 302
-    assert response["Location"] == reverse("diagnosis:submission-detail", args=[submission.uuid]) + "#assistant"
+    assert response["Location"] == reverse("diagnosis:submission-detail", args=[submission.uuid]) + "#assistant-latest"
     assert post(owner_client, submission, "yes").status_code == 302  # border: two ABCD signs
 
     response = page(owner_client, submission)
@@ -84,6 +84,8 @@ def test_answers_are_stored_across_requests_and_change_the_tier_on_the_page(owne
     last = conversation.messages.last()
     assert last.tier == "soon" and "That changes my advice" in last.text
     assert escape(last.text) in html
+    assert html.count('id="assistant-latest"') == 1
+    assert escape(last.text) in html.split('id="assistant-latest"')[1].split("</li>")[0]
     assert conversation.state["answers"] == {"asymmetry": True, "border": True}
     # The submission API's guidance uses the same answers.
     data = owner_client.get(reverse("api:submission-detail", args=[submission.uuid])).json()
