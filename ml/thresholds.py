@@ -99,34 +99,43 @@ def per_source(scores, labels, sources, threshold, eligible) -> dict:
 
 
 def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path | None = None) -> dict:
-    """Logits, embeddings and the gate's verdict for each photo of a split, from the image files.
+    """Logits, embeddings, input contrast and the gate's verdict for each photo of a split.
 
     With ``cache_dir`` the arrays are kept in ``<cache_dir>/scores-<version>-<digest>.npz``
     (keyed by the model version and the photo list), so the threshold and the fusion
-    experiments can reuse one pass over the photos.
+    experiments can reuse one pass over the photos. The gate's verdict is recomputed from
+    the cached embedding and contrast each time, so a retuned gate is taken into account.
     """
     import hashlib
 
     from .data import load_training_image
-    from .evaluation import _forward_images
+    from .gate import MahalanobisGate
+    from .preprocessing import prepare_batch
 
     digest = hashlib.sha256("\n".join(s.path for s in samples).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"scores-{classifier.version}-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as data:
-            return {k: data[k] for k in data.files}
-    logits, embeddings, skin = [], [], []
-    for i in range(0, len(samples), 256):
-        chunk = [load_training_image(s, classifier.input_size) for s in samples[i : i + 256]]
-        lg, em, ok = _forward_images(classifier, chunk, batch_size)
-        logits.append(lg)
-        embeddings.append(em)
-        skin.append(ok)
-    out = {"logits": np.concatenate(logits), "embedding": np.concatenate(embeddings).astype(np.float16),
-           "skin": np.concatenate(skin)}
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **out)
+            out = {k: data[k] for k in data.files}
+    else:
+        logits, embeddings, contrast = [], [], []
+        for i in range(0, len(samples), batch_size):
+            images = [load_training_image(s, classifier.input_size) for s in samples[i : i + batch_size]]
+            batch = prepare_batch(images, classifier.input_size, classifier.preprocessing)
+            lg, em = classifier.forward(batch)
+            logits.append(lg)
+            embeddings.append(em)
+            contrast.append(MahalanobisGate.pixel_std(batch))
+        out = {"logits": np.concatenate(logits), "embedding": np.concatenate(embeddings).astype(np.float16),
+               "pixel_std": np.concatenate(contrast)}
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, **out)
+    out["skin"] = np.ones(len(samples), dtype=bool)
+    gate = classifier.gate
+    if gate is not None:
+        out["skin"] = (gate.distance(out["embedding"].astype(np.float32)) <= gate.threshold) & (
+            out["pixel_std"] >= gate.min_pixel_std)
     return out
 
 
