@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 from django.contrib import admin
+from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from ml.explain import overlay_png
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +44,7 @@ ROUTES = {
     "diagnosis:submission-detail": ("submission", PRIVATE_OBJECT),
     "diagnosis:submission-status": ("submission", PRIVATE_OBJECT),
     "diagnosis:submission-photo": ("submission", PRIVATE_OBJECT),
+    "diagnosis:submission-heatmap": ("submission", PRIVATE_OBJECT),
     "diagnosis:submission-delete": ("submission", PRIVATE_OBJECT),  # GET: the confirmation page
     "diagnosis:lesion-list": (None, LOGGED_IN_PAGE),
     "diagnosis:lesion-detail": ("lesion", PRIVATE_OBJECT),
@@ -69,6 +74,7 @@ ROUTES = {
     "api:submission-list": (None, API_LOGGED_IN),
     "api:submission-detail": ("submission", API_PRIVATE_OBJECT),
     "api:submission-image": ("submission", API_PRIVATE_OBJECT),
+    "api:submission-heatmap": ("submission", API_PRIVATE_OBJECT),
     "api:lesion-list": (None, API_LOGGED_IN),
     "api:lesion-detail": ("lesion", API_PRIVATE_OBJECT),
     "api:lesion-submissions": ("lesion", API_PRIVATE_OBJECT),
@@ -125,7 +131,9 @@ def callers(client, owner_client, outsider_client, admin_client):
 def owned(submission_factory):
     submission = submission_factory()
     submission.batch = uuid.uuid4()  # also part of a bulk import, for the batch routes
-    submission.save(update_fields=["batch"])
+    # ... and with a stored heatmap overlay, for the heatmap routes
+    submission.heatmap.save("heatmap.png", ContentFile(overlay_png((4, 3), np.ones((3, 4)))), save=False)
+    submission.save(update_fields=["batch", "heatmap"])
     return submission
 
 
