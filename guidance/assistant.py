@@ -330,7 +330,8 @@ def answer_intent(intent: str, text: str, ctx: Context, state: dict) -> str | No
     question = next_question(state)
     if intent == "help":
         if question is None:
-            return "I have no more questions. " + not_understood_text(None)
+            return "I have no more questions. You can ask me, for example, " + ", ".join(
+                f"'{example}'" for example in EXAMPLES) + "."
         return question.help
     if intent == "how_soon":
         return _advice(ctx, state)

@@ -125,6 +125,9 @@ CONVERSATIONS = [
         ("skip", "personal_history", "skin cancer yourself", ROUTINE),
         ("yes, a basal cell carcinoma", "family_history", "skin cancer before", SOON),
         ("don't know", None, "last question", SOON),
+        ("what do you mean?", None, "I have no more questions", SOON),
+        ("yes", None, "I did not understand that", SOON),
+        ("is it contagious?", None, "Not contagious", SOON),
     ]),
     ("questions it must say it does not understand", MOLE, [
         ("What's the weather like tomorrow?", "asymmetry", "I did not understand that", ROUTINE),

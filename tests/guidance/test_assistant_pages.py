@@ -288,8 +288,9 @@ def test_api_guidance_lists_the_contacts(owner_client, result):
     data = owner_client.get(reverse("api:submission-detail", args=[result(MELANOMA).uuid])).json()["guidance"]
     assert data["referrals"] == [{"name": "Riverside Skin Clinic", "kind": "dermatology",
                                   "kind_display": "Dermatology clinic", "phone": "+44 20 7946 0000",
-                                  "booking_url": "https://clinic.example.org/book", "address": "1 River Road\nRiverside",
-                                  "region": "Riverside", "notes": "Referral letter not needed."}]
+                                  "booking_url": "https://clinic.example.org/book",
+                                  "address": "1 River Road\nRiverside", "region": "Riverside",
+                                  "notes": "Referral letter not needed."}]
     assert data["referral_note"] == ""
     ReferralContact.objects.all().delete()
     data = owner_client.get(reverse("api:submission-detail", args=[result(MELANOMA).uuid])).json()["guidance"]
