@@ -32,8 +32,9 @@ from .models import Prediction, Submission
 
 logger = logging.getLogger(__name__)
 
+NOT_A_DIAGNOSIS_TITLE = "This is not a diagnosis."
 NOT_A_DIAGNOSIS = (
-    "This is not a diagnosis. This service estimates which conditions a photo resembles, to help "
+    "This service estimates which conditions a photo resembles, to help "
     "decide how soon to see a doctor; it can be wrong. Only a doctor who examines the skin can "
     "make a diagnosis. If a spot bleeds, grows, changes or worries you, see a doctor whatever "
     "the result says."
@@ -254,7 +255,7 @@ def render_pdf(report: Report) -> bytes:
     latest = report.latest_triage
     if latest is not None:
         story.append(labelled("Latest urgency", latest.title))
-    story.append(Paragraph(f"<b>Not a diagnosis.</b> {escape(report.notice)}", notice))
+    story.append(Paragraph(f"<b>{escape(NOT_A_DIAGNOSIS_TITLE)}</b> {escape(report.notice)}", notice))
 
     for entry in report.entries:
         s = entry.submission
@@ -264,7 +265,7 @@ def render_pdf(report: Report) -> bytes:
             details.append(p(s.failure_reason, small))
         if entry.predictions:
             details.append(Paragraph("<b>Most resembles:</b>", body))
-            details += [p(f"{i}. {pred.label} ({pred.code}): {pred.percent} %")
+            details += [p(f"{i}. {pred.label} ({pred.code}): {pred.percent}\u00a0%")  # no break before %
                         for i, pred in enumerate(entry.predictions, start=1)]
         if s.model_version:
             details.append(labelled("Model version", s.model_version, small))

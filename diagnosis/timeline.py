@@ -246,7 +246,9 @@ def probability_chart(points: list[Point]) -> dict:
             "polyline": " ".join(f"{m['x']},{m['y']}" for m in markers),
         })
     grid = [{"y": round(y(v / 100), 1), "label": f"{v} %"} for v in (0, 25, 50, 75, 100)]
-    ticks = [{"x": round(x(i), 1), "y": HEIGHT - PAD_BOTTOM + 14, "date": p.taken_at, "changed": p.changed}
+    ticks = [{"x": round(x(i), 1), "y": HEIGHT - PAD_BOTTOM + 14, "date": p.taken_at, "changed": p.changed,
+              # The first and last labels grow inwards, so they stay inside the drawing.
+              "anchor": "middle" if span == 0 or 0 < i < len(points) - 1 else "start" if i == 0 else "end"}
              for i, p in enumerate(points)]
     return {"width": WIDTH, "height": HEIGHT, "left": PAD_LEFT, "right": WIDTH - PAD_RIGHT,
             "bottom": HEIGHT - PAD_BOTTOM, "series": series, "grid": grid, "ticks": ticks,
