@@ -90,6 +90,10 @@ ROUTES = {
     "guidance:condition-detail": ("condition", PUBLIC),
     "guidance:api-condition-list": (None, PUBLIC),
     "guidance:api-condition-detail": ("condition", PUBLIC),
+    # The symptom assistant: the form is POST only (tests/guidance/test_assistant_pages.py); the API answers
+    # the owner 409 here because this submission has no final result yet.
+    "guidance:assistant-message": ("submission", {**POST_ONLY, "anonymous": LOGIN}),
+    "guidance:api-assistant": ("submission", {**API_PRIVATE_OBJECT, "owner": 409}),
 }
 
 
