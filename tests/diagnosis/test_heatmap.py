@@ -220,3 +220,37 @@ def test_api_outsider_gets_404(api_outsider, analysed):
 
 def test_api_anonymous_gets_401(analysed):
     assert APIClient().get(api_url(analysed)).status_code == 401
+
+
+# --- key rotation and orphan clean-up cover heatmaps too ----------------------------------------
+
+
+def test_rotate_media_key_re_encrypts_heatmaps(analysed, settings, capsys):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old_name, before = analysed.heatmap.name, decrypted(analysed.heatmap)
+    new = Fernet.generate_key().decode()
+    settings.MEDIA_ENCRYPTION_KEYS = [new, settings.MEDIA_ENCRYPTION_KEYS[0]]
+    call_command("rotate_media_key")
+    assert "Re-encrypted 2 file(s)" in capsys.readouterr().out  # the photo and its heatmap
+    analysed.refresh_from_db()
+    assert analysed.heatmap.name != old_name and not stored_path(settings, old_name).exists()
+    settings.MEDIA_ENCRYPTION_KEYS = [new]  # the old key is gone: the heatmap still opens
+    assert decrypted(analysed.heatmap) == before
+
+
+def test_purge_orphans_removes_a_heatmap_without_a_row(analysed, settings, capsys):
+    import os
+    import time
+
+    from django.core.management import call_command
+
+    orphan = Path(settings.MEDIA_ROOT) / "heatmaps" / "orphan.png"
+    orphan.write_bytes(b"left behind")
+    two_hours_ago = time.time() - 7200
+    for path in (orphan, stored_path(settings, analysed.heatmap.name), stored_path(settings, analysed.image.name)):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    call_command("purge_expired", "--orphans")
+    assert "Deleted 1 orphan file(s)" in capsys.readouterr().out
+    assert not orphan.exists() and stored_path(settings, analysed.heatmap.name).exists()

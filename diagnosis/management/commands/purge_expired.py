@@ -23,6 +23,7 @@ from diagnosis.storage import photo_storage
 
 ORPHAN_GRACE = timedelta(hours=1)
 PHOTO_DIR = "submissions"
+FILE_DIRS = (PHOTO_DIR, "heatmaps")  # the photos and their explanation overlays (same storage)
 
 
 class Command(BaseCommand):
@@ -59,10 +60,10 @@ class Command(BaseCommand):
 
     def _orphans(self):
         storage = photo_storage()
-        if not storage.exists(PHOTO_DIR):
-            return []
-        known = set(Submission.objects.values_list("image", flat=True))
+        known = {name for pair in Submission.objects.values_list("image", "heatmap") for name in pair if name}
         cutoff = timezone.now() - ORPHAN_GRACE
-        _dirs, files = storage.listdir(PHOTO_DIR)
-        names = [f"{PHOTO_DIR}/{f}" for f in files]
+        names = []
+        for directory in FILE_DIRS:
+            if storage.exists(directory):
+                names += [f"{directory}/{f}" for f in storage.listdir(directory)[1]]
         return [n for n in names if n not in known and storage.get_modified_time(n) < cutoff]

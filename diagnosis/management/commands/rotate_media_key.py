@@ -1,4 +1,4 @@
-"""Re-encrypt every stored photo with the current MEDIA_ENCRYPTION_KEY.
+"""Re-encrypt every stored photo (and heatmap overlay) with the current MEDIA_ENCRYPTION_KEY.
 
 Why: rotating the key (a suspected leak, a routine change) is only finished when
 no file still needs an old key. Steps: set the new key as MEDIA_ENCRYPTION_KEY
@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
 from PIL import Image
 
-from diagnosis.models import Submission, submission_upload_to
+from diagnosis.models import Submission, heatmap_upload_to, submission_upload_to
 from diagnosis.storage import fernet, photo_storage
 
 
@@ -30,6 +30,16 @@ def _is_jpeg(data):
             return img.format == "JPEG"
     except Exception:  # noqa: BLE001
         return False
+
+
+UPLOAD_TO = {"image": submission_upload_to, "heatmap": heatmap_upload_to}
+
+
+def _stored_files():
+    """(submission, field, name) for every stored photo and explanation overlay."""
+    for field in UPLOAD_TO:
+        for submission in Submission.objects.exclude(**{field: ""}).only("pk", field).iterator():
+            yield submission, field, getattr(submission, field).name
 
 
 class Command(BaseCommand):
@@ -43,11 +53,10 @@ class Command(BaseCommand):
         current = Fernet(settings.MEDIA_ENCRYPTION_KEYS[0])
         every_key = fernet()
         counts = {"current": 0, "rotated": 0, "plaintext": 0, "missing": 0, "unreadable": 0}
-        for submission in Submission.objects.only("pk", "image").iterator():
-            name = submission.image.name
+        for submission, field, name in _stored_files():
             if not storage.exists(name):
                 counts["missing"] += 1
-                self.stderr.write(f"missing file for submission {submission.pk}")
+                self.stderr.write(f"missing {field} file for submission {submission.pk}")
                 continue
             raw = storage.read_raw(name)
             try:
@@ -60,7 +69,7 @@ class Command(BaseCommand):
                 plain = every_key.decrypt(raw)
                 kind = "rotated"
             except InvalidToken:
-                if not _is_jpeg(raw):
+                if field != "image" or not _is_jpeg(raw):  # heatmaps were encrypted from the start
                     counts["unreadable"] += 1
                     self.stderr.write(f"submission {submission.pk}: no configured key opens its file")
                     continue
@@ -68,8 +77,8 @@ class Command(BaseCommand):
             counts[kind] += 1
             if dry_run:
                 continue
-            new_name = storage.save(submission_upload_to(submission, name), ContentFile(plain))
-            Submission.objects.filter(pk=submission.pk).update(image=new_name)
+            new_name = storage.save(UPLOAD_TO[field](submission, name), ContentFile(plain))
+            Submission.objects.filter(pk=submission.pk).update(**{field: new_name})
             storage.delete(name)
         prefix = "Would re-encrypt" if dry_run else "Re-encrypted"
         self.stdout.write(
