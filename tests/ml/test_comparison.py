@@ -142,3 +142,20 @@ def test_latency_can_be_remeasured_without_training(data, result, tmp_path):
     assert main(_args(data, "--archs", "baseline_cnn", "--latency-only", "--out", str(copy))) == 0
     (r,) = json.loads(copy.read_text())["results"]
     assert r["ms_per_image"]["batch1"] > 0 and r["training"] == result["results"][0]["training"]
+
+
+def test_densenet121_exports_a_servable_artifact(data, tmp_path):
+    """The product owner's DenseNet121 goes through the same export, so ML_MODEL_NAME can select it."""
+    from ml.comparison import main
+    from ml.inference import Classifier
+
+    from .conftest import spot_image
+
+    out = tmp_path / "densenet121-tiny"
+    args = _args(data, "--archs", "densenet121", "--export", f"densenet121={out}")
+    args[args.index("--out") + 1] = str(tmp_path / "comparison.json")
+    assert main(args) == 0
+    clf = Classifier.load(out)
+    assert clf.metadata["architecture"] == "densenet121" and clf.gate is not None
+    (res,) = clf.predict([spot_image("nv", 1)])
+    assert len(res.predictions) == 13 and res.embedding is not None and res.embedding.shape == (1024,)
