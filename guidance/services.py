@@ -47,7 +47,16 @@ def assistant_turn(submission, message: str) -> assistant.Reply:
              understood=reply.understood)
         conversation.state = reply.state
         conversation.save(update_fields=["state", "updated_at"])
+        if reply.tier_changed and submission.lesion.reminder_sent_at is None:
+            transaction.on_commit(lambda: _reschedule_reminder(submission.pk))
     return reply
+
+
+def _reschedule_reminder(submission_id):
+    """The re-photograph reminder follows the tier (diagnosis/reminders.py), so a changed tier moves it."""
+    from diagnosis.reminders import schedule_reminder
+
+    schedule_reminder(submission_id)
 
 
 def _add(conversation, role, text, tier="", understood=True):

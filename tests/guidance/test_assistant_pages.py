@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from auditlog.models import LogEntry
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.authtoken.models import Token
 
@@ -32,7 +35,8 @@ def result(submission_factory):
         Prediction.objects.bulk_create(
             Prediction(submission=submission, model_version="test", code=code, label=ALL_LABELS[code],
                        probability=p, rank=rank) for rank, (code, p) in enumerate(ranked, start=1))
-        Submission.objects.filter(pk=submission.pk).update(status=status, model_version="test")
+        Submission.objects.filter(pk=submission.pk).update(status=status, model_version="test",
+                                                           finished_at=timezone.now())
         submission.refresh_from_db()
         return submission
 
@@ -355,3 +359,18 @@ def test_the_submission_list_reads_guidance_tables_a_fixed_number_of_times(owner
     tiers = sorted(item["guidance"]["tier"] for item in data["results"])
     assert tiers == ["soon", "urgent", "urgent", "urgent", "urgent", "urgent"]
     assert all(item["guidance"]["referrals"][0]["name"] == "Riverside Skin Clinic" for item in data["results"])
+
+
+def test_a_changed_tier_moves_the_lesions_reminder(owner_client, result, django_capture_on_commit_callbacks):
+    from diagnosis.reminders import reminder_days
+
+    submission = result(MOLE)
+    with django_capture_on_commit_callbacks(execute=True):
+        for message in ["skip"] * 4:
+            post(owner_client, submission, message)
+    submission.lesion.refresh_from_db()
+    assert submission.lesion.remind_at is None  # no change of tier, nothing scheduled
+    with django_capture_on_commit_callbacks(execute=True):
+        post(owner_client, submission, "yes, it got bigger")  # evolving: urgent
+    submission.lesion.refresh_from_db()
+    assert submission.lesion.remind_at == submission.finished_at + timedelta(days=reminder_days("urgent"))
