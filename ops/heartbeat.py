@@ -63,12 +63,14 @@ def forget(hostname: str | None = None) -> None:
 
 def _run(hostname: str, queues: str, state: dict, interval: float) -> None:
     try:
-        while not _stop.wait(interval):
+        while True:
             try:
                 close_old_connections()
                 beat(hostname, queues, state)
             except Exception:  # noqa: BLE001 - a database hiccup must not end the heartbeat
                 logger.warning("worker heartbeat failed", exc_info=True)
+            if _stop.wait(interval):
+                break
     finally:
         connection.close()  # this thread's own connection
 
@@ -86,16 +88,15 @@ def _worker_identity(sender) -> tuple[str, str]:
 
 @worker_process_init.connect
 def start(sender=None, **kwargs):
-    """In the worker process, after the fork: report readiness now, then keep it fresh."""
+    """In the worker process, after the fork: load the model, then report readiness and keep it fresh."""
     global _thread, _hostname
     if _thread is not None:  # a second worker started in this process (tests): one thread only
         stop()
     hostname, queues = _worker_identity(sender)
     state = _model_state()  # the model does not change in a running process: beats repeat it
-    try:
-        beat(hostname, queues, state)
-    except Exception:  # noqa: BLE001
-        logger.warning("worker heartbeat failed", exc_info=True)
+    # No database access in this thread here: Celery's Django fix-up, on the same signal, closes the
+    # connections it finds in the freshly forked child, and a connection opened here before it ran
+    # would be cut under the tasks. The beating thread has a connection of its own.
     _hostname = hostname
     _stop.clear()
     _thread = threading.Thread(target=_run, args=(hostname, queues, state, settings.HEALTH_HEARTBEAT_SECONDS),

@@ -123,13 +123,18 @@ def test_worker_signals_start_refresh_and_remove_the_heartbeat(use_tiny_model, s
     import time
 
     settings.HEALTH_HEARTBEAT_SECONDS = 0.05
+    rows = WorkerHeartbeat.objects.filter(hostname="celery@signal-test")
     heartbeat.start(sender="celery@signal-test")
     try:
-        first = WorkerHeartbeat.objects.get(hostname="celery@signal-test").seen_at
         deadline = time.monotonic() + 10
-        while WorkerHeartbeat.objects.get(hostname="celery@signal-test").seen_at == first:
+        while not rows.exists():
+            assert time.monotonic() < deadline, "the heartbeat thread never wrote the row"
+            time.sleep(0.02)
+        first = rows.get().seen_at
+        assert rows.get().model_loaded
+        while rows.get().seen_at == first:
             assert time.monotonic() < deadline, "the heartbeat thread never refreshed the row"
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         heartbeat.stop()
     assert not WorkerHeartbeat.objects.filter(hostname="celery@signal-test").exists()
