@@ -236,8 +236,8 @@ ML_RUNTIME = env("ML_RUNTIME", default="auto")
 ML_THREADS = env.int("ML_THREADS", default=1)
 # Photos per model call when many are classified together (bulk import: diagnosis/bulk.py).
 ML_BATCH_SIZE = env.int("ML_BATCH_SIZE", default=32)
-# Store a "where the model looked" heatmap with each analysis (ml/explain.py: ~50 extra forward
-# passes per photo, about a second on one CPU core); off = predictions and embedding only.
+# Store a "where the model looked" heatmap with each analysis (ml/explain.py: 50 extra forward
+# passes per photo, batched: about 9x the prediction's own time); off = predictions and embedding only.
 ML_HEATMAPS = env.bool("ML_HEATMAPS", default=True)
 
 # --- Cache (API throttling; axes keeps its records in the database) ------
