@@ -3,8 +3,8 @@
 - database: a ``SELECT 1`` on the default connection.
 - broker: a connection to the Celery broker (Redis answers a PING when the channel opens),
   which also gives the length of the queues the site sends to.
-- model: at least one worker process reported, within ``HEALTH_WORKER_MAX_AGE`` seconds, that it
-  holds a loaded model (ops.heartbeat). Loading verifies the artifact's checksums in the worker;
+- model: at least one worker process consuming the inference queue reported, within
+  ``HEALTH_WORKER_MAX_AGE`` seconds, that it holds a loaded model (ops.heartbeat). Loading verifies the artifact's checksums in the worker;
   the web process never loads the model nor hashes it on each probe.
 """
 
@@ -64,16 +64,22 @@ def check_broker() -> dict:
     return {"queues": queue_lengths()}
 
 
-def ready_workers():
-    return WorkerHeartbeat.objects.fresh(settings.HEALTH_WORKER_MAX_AGE).ready()
+def ready_workers() -> list[WorkerHeartbeat]:
+    """Fresh heartbeats of processes that hold the model and consume the inference queue.
+
+    A worker for the default queue only (periodic jobs) loads the model too, but does not count.
+    """
+    queue = settings.CELERY_INFERENCE_QUEUE
+    return [row for row in WorkerHeartbeat.objects.fresh(settings.HEALTH_WORKER_MAX_AGE).ready()
+            if queue in row.queues.split(",")]
 
 
 def check_model() -> dict:
     try:
-        versions = sorted(set(ready_workers().values_list("model_version", flat=True)))
-        workers = ready_workers().count()
+        ready = ready_workers()
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
         raise CheckFailed(f"worker status unreadable ({exc.__class__.__name__})") from exc
+    workers, versions = len(ready), sorted({row.model_version for row in ready})
     if not workers:
         broken = WorkerHeartbeat.objects.fresh(settings.HEALTH_WORKER_MAX_AGE).filter(model_loaded=False)
         if broken.exists():

@@ -8,7 +8,7 @@ and the broker), so any web process answers the same whatever ran where:
 - ``skinsite_oldest_waiting_submission_age_seconds``: how long the oldest unfinished one has waited.
 - ``skinsite_analysis_duration_seconds``: histogram of ``finished_at - started_at`` (the model's work).
 - ``skinsite_result_latency_seconds``: histogram of ``finished_at - created_at`` (upload to result).
-- ``skinsite_workers_ready{model_version,runtime}``: worker processes with a fresh heartbeat.
+- ``skinsite_workers_ready{model_version,runtime}``: inference worker processes with a fresh heartbeat.
 
 The histograms cover every finished submission still stored, so they only grow (deleting photos
 makes them shrink, which Prometheus's ``rate()`` reads as a counter reset).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from collections import Counter
 from datetime import timedelta
 
 import prometheus_client
@@ -52,8 +53,7 @@ class PipelineCollector:
     def collect(self):
         from diagnosis.models import Submission
 
-        from .health import CheckFailed, queue_lengths
-        from .models import WorkerHeartbeat
+        from .health import CheckFailed, queue_lengths, ready_workers
 
         queued = GaugeMetricFamily("skinsite_queue_messages", "Messages waiting in the broker queue.",
                                    labels=["queue"])
@@ -90,9 +90,8 @@ class PipelineCollector:
         workers = GaugeMetricFamily("skinsite_workers_ready",
                                     "Worker processes with a fresh heartbeat and a loaded model.",
                                     labels=["model_version", "runtime"])
-        rows = (WorkerHeartbeat.objects.fresh(settings.HEALTH_WORKER_MAX_AGE).ready()
-                .values_list("model_version", "runtime").annotate(n=Count("pk")).order_by())
-        for version, runtime, count in rows:
+        counts = Counter((row.model_version, row.runtime) for row in ready_workers())
+        for (version, runtime), count in sorted(counts.items()):
             workers.add_metric([version, runtime], count)
         yield workers
 

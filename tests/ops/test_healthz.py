@@ -58,6 +58,15 @@ def test_no_worker_means_503_on_model(client):
     assert "no worker reported a loaded model" in checks["model"]["reason"]
 
 
+def test_a_worker_for_the_default_queue_only_does_not_count(client, use_tiny_model):
+    """The periodic-jobs worker loads the model too, but analyses nothing."""
+    heartbeat.beat(hostname="celery@maintenance", queues="celery")
+    assert WorkerHeartbeat.objects.get().model_loaded
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "no worker reported a loaded model" in response.json()["checks"]["model"]["reason"]
+
+
 def test_a_stale_heartbeat_does_not_count(client, ready_worker, settings):
     WorkerHeartbeat.objects.update(seen_at=timezone.now() - timedelta(seconds=settings.HEALTH_WORKER_MAX_AGE + 1))
     assert client.get("/healthz").status_code == 503

@@ -39,7 +39,8 @@ def test_pipeline_metrics_follow_the_database(client, use_tiny_model, submission
     now = timezone.now()
     Submission.objects.filter(pk=failed.pk).update(status=Submission.Status.FAILED, started_at=now - timedelta(seconds=3),
                                                    finished_at=now, created_at=now - timedelta(seconds=7))
-    heartbeat.beat(hostname="celery@metrics")
+    heartbeat.beat(hostname="celery@metrics", queues="celery,inference")
+    heartbeat.beat(hostname="celery@maintenance", queues="celery")  # default queue only: not counted
     done.refresh_from_db()
     assert done.status == Submission.Status.DONE
 
