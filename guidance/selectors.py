@@ -2,7 +2,9 @@
 
 Condition entries are public health information (no personal data). The
 guidance for a submission is computed on each read from its stored predictions
-and answers, so a changed rule or threshold applies to old results too.
+and answers (the upload form's and the symptom assistant's), so a changed rule
+or threshold applies to old results too. Callers fetch the submission through
+the owner-scoped ``diagnosis.selectors`` first.
 """
 
 from __future__ import annotations
