@@ -15,8 +15,9 @@ What it measures, each engine in a fresh subprocess (so memory and thread settin
 * ``startup``: worker start-to-ready, from spawning a Python process to its first answer (import,
   checksum-verified load, one inference on a real photo), for each engine, with and without
   Django set up as the Celery worker has it; resident memory when ready and after 20 more photos.
-* ``preprocess``: decoding + preparing a 12-megapixel phone-like JPEG (EXIF rotated) with the
-  shared ``open_image`` (Pillow draft mode: JPEG decoded at 1/8 scale) and without draft mode.
+* ``preprocess``: decoding + preparing a 12-megapixel phone-like JPEG, as stored by the upload
+  sanitiser, with the shared ``open_image`` (Pillow draft mode: JPEG decoded at 1/8 scale) and
+  without draft mode.
 * ``threads``: photos per second for N processes x T inference threads on this machine, model only
   and end to end (decode the 12-MP photo + classify), as the Celery prefork pool would run.
 * ``draft_accuracy``: the test split's photos upscaled to 12 MP and re-encoded as JPEG, classified
@@ -43,7 +44,7 @@ DEFAULT_MODEL = ROOT / "ml" / "artifacts" / "effnetlite0-v2"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "var" / "bench-cache"
 SECTIONS = ("engines", "startup", "preprocess", "threads", "draft_accuracy")
-LITERT_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
+LITERT_VARIANTS = ("fp32", "fp16", "dynamic", "int8", "int8_float_head")
 TARGETS = {  # issue 6: on this 2-core machine
     "model_ms_per_image": 10.0,
     "start_to_ready_s": 1.0,
@@ -110,9 +111,9 @@ def run_child(mode: str, args: dict, threads: int = 1, extra_env: dict | None = 
     return result
 
 
-def make_phone_photo(base=None, size=PHOTO_SIZE, quality: int = 90, noise: int = 6, seed: int = 0) -> bytes:
-    """A 12-MP JPEG like a phone's: a real skin photo upscaled, with sensor-like noise (so the
-    file has a phone photo's entropy, a few MB), and EXIF orientation 6 (portrait, rotated)."""
+def make_phone_photo(base=None, size=PHOTO_SIZE, quality: int = 95, noise: int = 6, seed: int = 0) -> bytes:
+    """A 12-MP JPEG as a phone writes it: a real skin photo upscaled, with sensor-like noise (so
+    the file has a phone photo's entropy), quality 95 and EXIF orientation 6 (portrait)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -124,13 +125,24 @@ def make_phone_photo(base=None, size=PHOTO_SIZE, quality: int = 90, noise: int =
         arr[((xx - 200) ** 2 + (yy - 150) ** 2) < 60 ** 2] = (110, 70, 50)
         base = Image.fromarray(arr.astype(np.uint8))
     big = np.asarray(base.convert("RGB").resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
-    big = big + rng.integers(-noise, noise + 1, big.shape[:2], dtype=np.int16)[..., None]
+    big = big + rng.integers(-noise, noise + 1, big.shape, dtype=np.int16)
     img = Image.fromarray(np.clip(big, 0, 255).astype(np.uint8))
     exif = Image.Exif()
     exif[0x0112] = 6
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality, exif=exif.tobytes())
     return buf.getvalue()
+
+
+def stored_photo(phone_jpeg: bytes) -> tuple[bytes, str]:
+    """What the worker actually decodes: the upload after the site's sanitiser (rotated, metadata
+    stripped, re-encoded; diagnosis/images.py), at the default upload limits."""
+    try:
+        from diagnosis.images import sanitize_upload
+    except ImportError:  # ml-only checkout
+        return phone_jpeg, "the phone JPEG itself (diagnosis.images not importable)"
+    clean = sanitize_upload(io.BytesIO(phone_jpeg), max_bytes=20 * 1024 * 1024, max_pixels=64_000_000, max_side=4096)
+    return clean.content, "the phone JPEG after the upload sanitiser (diagnosis/images.py: EXIF rotation applied, metadata stripped, re-encoded)"
 
 
 def load_meta(model: Path) -> dict:
@@ -286,7 +298,7 @@ def variant_files(model: Path, meta: dict, data: dict | None, quick: bool, only=
         if cached.is_file():
             out[name] = {"path": str(cached), "source": "converted for the benchmark"}
             continue
-        if name == "int8":
+        if name.startswith("int8"):
             if data is None:
                 out[name] = {"skipped": "no training photos to calibrate int8 (pass --ham/--dermnet)"}
                 continue
@@ -296,7 +308,8 @@ def variant_files(model: Path, meta: dict, data: dict | None, quick: bool, only=
                 representative = calibration_batch(data["train"], meta["input_size"], meta["preprocessing"],
                                                    20 if quick else 300)
         cache.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(convert(model / meta.get("model_file", "model.keras"), name, representative if name == "int8" else None))
+        cached.write_bytes(convert(model / meta.get("model_file", "model.keras"), name,
+                                   representative if name.startswith("int8") else None))
         out[name] = {"path": str(cached), "source": "converted for the benchmark"}
     return out
 
@@ -366,7 +379,7 @@ def section_preprocess(photo: bytes, input_size, mode: str, quick: bool) -> dict
         size = im.size
     drafted = open_image(io.BytesIO(photo), input_size)
     return {"photo_pixels": size, "photo_megapixels": size[0] * size[1] / 1e6, "photo_mb": len(photo) / 1e6,
-            "exif_orientation": 6, "draft_decoded_size": list(drafted.size),
+            "draft_decoded_size": list(drafted.size),
             "draft_ms": median_ms(lambda: run(True), repeats), "no_draft_ms": median_ms(lambda: run(False), repeats),
             "repeats": repeats}
 
@@ -566,9 +579,10 @@ def render(res: dict) -> str:
     if pre:
         L.append("## Preprocessing a 12-MP photo\n")
         L.append(f"A {pre['photo_pixels'][0]}×{pre['photo_pixels'][1]} ({pre['photo_megapixels']:.1f} MP, {pre['photo_mb']:.1f} MB) "
-                 "JPEG made from a real skin photo with sensor-like noise and EXIF orientation 6, decoded and prepared by the "
-                 "shared `ml.preprocessing.open_image` + `prepare_batch` (median of "
-                 f"{pre['repeats']}):\n")
+                 f"JPEG: a real skin photo upscaled with sensor-like noise, saved as a phone would ({pre.get('phone_jpeg_mb', 0):.1f} MB, "
+                 f"quality 95, EXIF orientation 6), then {pre.get('photo_origin', '')}. Decoded and prepared by the "
+                 "shared `ml.preprocessing.open_image` + `prepare_batch`, as the worker does (median of "
+                 f"{pre['repeats']}; decrypting the stored file is not included):\n")
         L.append(f"- with Pillow draft mode (JPEG decoded at reduced scale, to {pre['draft_decoded_size'][0]}×{pre['draft_decoded_size'][1]}): "
                  f"**{pre['draft_ms']:.1f} ms**")
         L.append(f"- full decode: {pre['no_draft_ms']:.1f} ms\n")
@@ -680,7 +694,8 @@ def main(argv=None) -> int:
     if data:
         test = data["test"]
         base = crop_watermark(Image.open(test[len(test) // 2].path).convert("RGB"), test[len(test) // 2].watermark)
-    photo_bytes = make_phone_photo(base, size=(800, 600) if args.quick else PHOTO_SIZE)
+    phone = make_phone_photo(base, size=(800, 600) if args.quick else PHOTO_SIZE)
+    photo_bytes, photo_origin = stored_photo(phone)
     photo_path = CACHE / "phone-12mp.jpg" if not args.quick else args.out / ".bench-photo.jpg"
     photo_path.parent.mkdir(parents=True, exist_ok=True)
     photo_path.write_bytes(photo_bytes)
@@ -688,6 +703,7 @@ def main(argv=None) -> int:
     if "preprocess" in sections:
         print("preprocess", file=sys.stderr, flush=True)
         res["preprocess"] = section_preprocess(photo_bytes, meta["input_size"], meta["preprocessing"], args.quick)
+        res["preprocess"].update({"photo_origin": photo_origin, "phone_jpeg_mb": len(phone) / 1e6})
     if "engines" in sections:
         print("engines", file=sys.stderr, flush=True)
         only = [e for e in args.engines.split(",") if e]

@@ -120,7 +120,8 @@ def exported(tmp_path_factory):
     samples += load_dermnet(write_dermnet(root / "dermnet", per_class=6))
     splits = split_samples(samples, (0.5, 0.25, 0.25))
     result = export_litert(art, splits["test"], calibration_samples=splits["train"],
-                           variants=("fp32", "fp16", "int8"), keep=("fp32", "fp16", "int8"),
+                           variants=("fp32", "fp16", "int8", "int8_float_head"),
+                           keep=("fp32", "fp16", "int8", "int8_float_head"),
                            calibration_photos=20, timing_repeats=3)
     return {"dir": art, "result": result, "splits": splits}
 
@@ -137,13 +138,15 @@ def test_export_records_every_variant_and_the_choice_with_checksums(exported):
 
     meta = read_metadata(exported["dir"], verify=True)
     section, serving = meta["tflite"], meta["serving"]
-    assert set(section["variants"]) == {"fp32", "fp16", "int8"}
+    assert set(section["variants"]) == {"fp32", "fp16", "int8", "int8_float_head"}
     for name, v in section["variants"].items():
         assert 0.0 <= v["balanced_accuracy"] <= 1.0 and v["ms_per_image_b1"] > 0 and v["ms_per_image_b32"] > 0
         assert v["outputs"] == {"logits": "output_0", "embedding": "output_1"}
         assert v["kept"] == (v["file"] in meta["files"]) == v["within_max_drop"]
     assert section["photos"] == len(exported["splits"]["test"])
     assert section["variants"]["int8"]["calibration"]["photos"] == 20
+    # the engines were timed against each other: Keras too
+    assert section["keras"]["ms_per_image_b1"] > 0 and section["keras"]["ms_per_image_b32"] > 0
     expected = choose_serving(section["keras"], section["variants"], section["max_drop"])
     assert (serving["runtime"], serving["file"]) == (expected["runtime"], expected["file"])
     if serving["runtime"] == "litert":
@@ -170,7 +173,7 @@ def test_litert_gives_the_keras_probabilities_and_embedding(exported):
     batch = _batch(keras_clf)
     k_logits, k_emb = keras_clf.forward(batch)
     n = len(keras_clf.classes)
-    for name, atol in (("fp32", 1e-4), ("fp16", 5e-3), ("int8", 0.05)):
+    for name, atol in (("fp32", 1e-4), ("fp16", 5e-3), ("int8", 0.05), ("int8_float_head", 0.05)):
         lite = LiteRTRuntime(exported["dir"] / f"model_{name}.tflite", n, threads=1)
         l_logits, l_emb = lite(batch)
         assert l_logits.shape == k_logits.shape and l_emb.shape == k_emb.shape
