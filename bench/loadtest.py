@@ -167,6 +167,8 @@ class Stack:
         }
         if args.runtime:
             self.env["ML_RUNTIME"] = args.runtime
+        if args.heatmaps:
+            self.env["ML_HEATMAPS"] = "1" if args.heatmaps == "on" else "0"
 
     # -- database
     def _admin(self, sql: str) -> None:
@@ -377,11 +379,12 @@ for p in Prediction.objects.values("submission__uuid", "rank", "model_version"):
     row.setdefault("ranks", []).append(p["rank"])
     row.setdefault("versions", []).append(p["model_version"])
 from ops.models import WorkerHeartbeat
-workers = list(WorkerHeartbeat.objects.values("model_version", "runtime", "model_loaded"))
+workers = list(WorkerHeartbeat.objects.values("model_version", "runtime", "model_loaded", "queues"))
 from django.conf import settings
 from ml.artifact import read_metadata
 classes = len(read_metadata(settings.ML_MODEL_DIR, verify=False)["classes"])
-print(json.dumps({"submissions": rows, "workers": workers, "classes": classes}))
+print(json.dumps({"submissions": rows, "workers": workers, "classes": classes,
+                  "heatmaps": getattr(settings, "ML_HEATMAPS", False)}))
 """
 
 
@@ -421,11 +424,27 @@ def audit(stack: Stack, run: Run) -> dict:
         "bad_prediction_sets": bad_sets[:20], "classes": classes,
         "analysis_attempts_max": max(attempts) if attempts else None,
         "server_latency_seconds": summary(server_latency), "analysis_seconds": summary(analysis),
-        "model_versions": versions, "workers": data["workers"],
+        "model_versions": versions, "workers": data["workers"], "heatmaps": data["heatmaps"],
     }
 
 
-def report_markdown(result: dict) -> str:
+HISTORY = 10  # runs kept in the JSON file and summarised in the report
+
+
+def history_row(result: dict) -> str:
+    c, a, cfg = result["client_latency_seconds"], result["audit"], result["config"]
+
+    def f(value):
+        return "–" if value is None else f"{value:.2f}"
+
+    runtimes = ", ".join(sorted({w["runtime"] for w in a["workers"] if w.get("runtime")})) or "?"
+    return (f"| {result['finished_at']} | {cfg['users']} × {cfg['photos']} | {cfg['worker_processes']} | "
+            f"{runtimes}, heatmaps {'on' if a.get('heatmaps') else 'off'} | {f(result['throughput_per_second'])} | "
+            f"{f(c.get('p50'))} / {f(c.get('p95'))} / {f(c.get('p99'))} | {a['lost']} | {a['duplicated']} | "
+            f"{a['accepted_uploads']} |")
+
+
+def report_markdown(result: dict, earlier: list[dict] = ()) -> str:
     c, s, a = result["client_latency_seconds"], result["audit"]["server_latency_seconds"], result["audit"]
     m, cfg = result["machine"], result["config"]
 
@@ -478,14 +497,23 @@ def report_markdown(result: dict) -> str:
         "",
         f"- Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory']} RAM, {m['os']}, Python {m['python']}; load",
         f"  average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}; niceness {m['nice']}.",
-        f"  {result.get('note') or ''}".rstrip(),
+        *([f"  {result['note']}"] if result.get("note") else []),
         f"- Model: {', '.join(a['model_versions']) or '?'}, runtime {', '.join(runtimes)}; {cfg['worker_processes']} prefork "
-        "worker processes with one inference thread each (`ML_THREADS=1`, `OMP_NUM_THREADS=1`).",
+        "worker processes with one inference thread each (`ML_THREADS=1`, `OMP_NUM_THREADS=1`); "
+        f"explanation heatmaps {'on (`ML_HEATMAPS`, the default: the occlusion map is computed before the result is stored)' if a.get('heatmaps') else 'off (`ML_HEATMAPS=0`)'}.",
         f"- Web: gunicorn, {cfg['web_workers']} processes × {cfg['web_threads']} threads (gthread), `DEBUG` off.",
         f"- Photos: {result['photo_source']}.",
         "- API throttles raised for the run (the per-user upload limit, 60/hour by default, would stop a",
         "  user after 60 photos); the test measures the pipeline, not the rate limits.",
         f"- Wall time of the whole command {result['wall_seconds']:.0f} s (start-up {result['startup_seconds']:.0f} s).",
+        "",
+        "## Recent runs",
+        "",
+        "Kept in `docs/load_test.json` (newest first); latency is the users' view.",
+        "",
+        "| Finished | Users × photos | Worker processes | Runtime | Results/s | p50 / p95 / p99 (s) | Lost | Duplicated | Accepted |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *(history_row(run) for run in [result, *earlier]),
         "",
     ]
     return "\n".join(lines) + "\n"
@@ -503,6 +531,8 @@ def main(argv=None) -> int:
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument("--runtime", choices=["auto", "keras", "litert"], default=None,
                         help="ML_RUNTIME for the worker (default: the artifact's choice)")
+    parser.add_argument("--heatmaps", choices=["on", "off"], default=None,
+                        help="ML_HEATMAPS for the worker (default: the site's default)")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432",
                         help="server URL without a database name; a throwaway database is created there")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="a Redis database for this run")
@@ -571,6 +601,7 @@ def main(argv=None) -> int:
             "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(["bench/loadtest.py", *(argv if argv is not None else sys.argv[1:])]),
             "config": {"users": args.users, "photos": args.photos, "worker_processes": args.worker_processes,
+                       "heatmaps_requested": args.heatmaps or "site default",
                        "web_workers": args.web_workers, "web_threads": args.web_threads,
                        "runtime_requested": args.runtime or "artifact default"},
             "machine": info, "note": args.note, "photo_source": photo_source,
@@ -589,8 +620,12 @@ def main(argv=None) -> int:
         result["passed_integrity"] = ok
         result["met_latency_target"] = bool(final) and result["client_latency_seconds"]["p95"] <= TARGET_P95_SECONDS
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        args.report.write_text(report_markdown(result))
+        try:
+            earlier = json.loads(args.json.read_text()).get("runs", [])[: HISTORY - 1]
+        except (OSError, ValueError, AttributeError):
+            earlier = []
+        args.json.write_text(json.dumps({"runs": [result, *earlier]}, indent=2) + "\n")
+        args.report.write_text(report_markdown(result, earlier))
         c = result["client_latency_seconds"]
         log(f"throughput {result['throughput_per_second']:.2f}/s; latency p50 {c.get('p50')} p95 {c.get('p95')} "
             f"p99 {c.get('p99')} s; lost {result_audit['lost']}, duplicated {result_audit['duplicated']}, "
