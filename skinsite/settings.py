@@ -244,8 +244,10 @@ ML_HEATMAPS = env.bool("ML_HEATMAPS", default=True)
 # Shared Redis in production, so every web process counts the same requests.
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": env("CACHE_URL", default=REDIS_URL), "KEY_PREFIX": "skinsite"}}
+    # A Redis outage makes the cache miss (rates not counted) rather than fail uploads: skinsite/cache.py.
+    CACHES = {"default": {"BACKEND": "skinsite.cache.FailOpenRedisCache",
+                          "LOCATION": env("CACHE_URL", default=REDIS_URL), "KEY_PREFIX": "skinsite",
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -280,6 +282,9 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the broker
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task gets the task redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A prefork child loads TensorFlow and the model before it reports "up" (worker_process_init); Celery's
+# default 4 s wait killed each replacement of a crashed child, over and over, on a busy machine.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=120.0)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -404,3 +404,23 @@ def test_the_periodic_tasks_run_the_sweepers(submission_factory, use_tiny_model,
     assert requeue_stuck.apply().get() == 1
     assert set(Submission.objects.filter(pk__in=[unsent.pk, stuck.pk]).values_list("status", flat=True)) == {
         Status.DONE}
+
+
+# --- the cache with Redis down ------------------------------------------------------------------
+
+
+def test_the_redis_cache_fails_open_when_redis_is_down():
+    """Uploads check the upload rate in the cache: a dead Redis must make that a miss, not a 500."""
+    import time
+
+    from skinsite.cache import FailOpenRedisCache
+
+    cache = FailOpenRedisCache("redis://127.0.0.1:9/0", {"OPTIONS": {"socket_connect_timeout": 1,
+                                                                     "socket_timeout": 1}})
+    started = time.monotonic()
+    assert cache.get("rate", []) == []
+    cache.set("rate", [1], 60)
+    assert cache.add("rate", [1], 60) is False
+    assert cache.get_many(["rate"]) == {}
+    assert cache.delete("rate") is False
+    assert time.monotonic() - started < 5
