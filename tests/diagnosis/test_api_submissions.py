@@ -222,7 +222,8 @@ def test_upload_is_analysed_to_a_ranked_result(owner_client, use_tiny_model, mak
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = owner_client.post(LIST_URL, {"image": make_upload(make_image(size=(80, 60)), "spot.jpeg")})
     assert response.status_code == 201, response.content
-    assert len(callbacks) == 1  # one analysis enqueued, after commit
+    # One analysis enqueued after the upload's commit; running it schedules the spot's reminder.
+    assert [c.__qualname__.split(".")[0] for c in callbacks] == ["create_submission", "store_result"]
 
     body = owner_client.get(response["Location"]).json()
     assert body["status"] == "done"
