@@ -82,7 +82,7 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
                     "created_at"]
     list_filter = ["status", "model_version", "uncertain", "created_at"]
     date_hierarchy = "created_at"
-    search_fields = ["owner__username", "owner__email", "=uuid"]
+    search_fields = ["owner__username", "owner__email", "=uuid", "=batch"]  # batch: a bulk import's id
     list_select_related = ["owner", "lesion"]
     inlines = [PredictionInline]
     actions = ["requeue_failed"]

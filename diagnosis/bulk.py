@@ -212,14 +212,20 @@ def analyse_batch(submission_ids: Sequence[int], *, batch_size: int | None = Non
     chunks += [rest[start:start + batch_size] for start in range(0, len(rest), batch_size)]
 
     for chunk in chunks:
+        # The chunk's claims, and below its results, each commit once: a commit per photo (an fsync
+        # each) cost more than the model on SQLite. Every photo is still claimed and stored on its
+        # own terms (the conditional UPDATE; store_result's row lock and final-status check).
+        claimed = []
+        with transaction.atomic():
+            for submission_id in chunk:
+                if recovery.give_up_if_exhausted(submission_id):
+                    report(submission_id, Submission.Status.FAILED)
+                elif services._claim(submission_id):
+                    claimed.append(submission_id)
+                else:
+                    report(submission_id, "skipped")
         decoded = []
-        for submission_id in chunk:
-            if recovery.give_up_if_exhausted(submission_id):
-                report(submission_id, Submission.Status.FAILED)
-                continue
-            if not services._claim(submission_id):
-                report(submission_id, "skipped")
-                continue
+        for submission_id in claimed:
             try:
                 decoded.append((submission_id, *_decode(submission_id, classifier.input_size)))
             except Exception as exc:  # noqa: BLE001 - one unreadable photo must not stop the batch
@@ -234,15 +240,21 @@ def analyse_batch(submission_ids: Sequence[int], *, batch_size: int | None = Non
             for submission_id, _, _ in decoded:
                 fail(submission_id, f"The photo could not be analysed ({exc.__class__.__name__}).")
             continue
-        for (submission_id, img, size), result in zip(decoded, results):
-            if heatmaps:
-                from . import explanations
-
-                png = explanations.heatmap_png(classifier, img, result, size)
-                report(submission_id, services.store_result(submission_id, result, heatmap=png))
-            else:
-                report(submission_id, services.store_result(submission_id, result))
+        # Heatmaps (slow) are computed before the transaction, so it never holds row locks for long.
+        pngs = [_heatmap(classifier, img, result, size) if heatmaps else None
+                for (_, img, size), result in zip(decoded, results)]
+        with transaction.atomic():
+            for (submission_id, _, _), result, png in zip(decoded, results, pngs):
+                stored = (services.store_result(submission_id, result, heatmap=png) if png
+                          else services.store_result(submission_id, result))
+                report(submission_id, stored)
     return outcomes
+
+
+def _heatmap(classifier, img, result, size):
+    from . import explanations
+
+    return explanations.heatmap_png(classifier, img, result, size)
 
 
 def _decode(submission_id: int, input_size):

@@ -177,6 +177,24 @@ def test_an_unreadable_photo_fails_alone_and_a_final_one_is_skipped(user, chunk_
     assert chunk_sizes == [1, 1]
 
 
+def test_a_photo_finished_elsewhere_meanwhile_keeps_that_result(user, chunk_sizes, monkeypatch):
+    from diagnosis.classifier import get_classifier
+
+    ids = make_batch(user, 2).submission_ids
+    classifier = get_classifier()
+    predict = classifier.predict
+
+    def predict_while_another_worker_finishes(images):
+        # A duplicate delivery stored ids[0] while this run was computing.
+        Submission.objects.filter(pk=ids[0]).update(status=Submission.Status.DONE, model_version="other-run")
+        return predict(images)
+
+    monkeypatch.setattr(classifier, "predict", predict_while_another_worker_finishes)
+    assert bulk.analyse_batch(ids) == {ids[0]: "skipped", ids[1]: "done"}
+    first = Submission.objects.get(pk=ids[0])
+    assert first.model_version == "other-run" and not first.predictions.exists()
+
+
 def test_photos_of_an_interrupted_run_go_one_at_a_time_and_give_up_after_the_last_attempt(user, chunk_sizes,
                                                                                            settings):
     settings.ANALYSIS_MAX_ATTEMPTS = 3
@@ -402,3 +420,12 @@ def test_command_wait_follows_the_queued_task(user, folder, use_tiny_model):
     submission = Submission.objects.get(owner=user)
     assert submission.status == Submission.Status.DONE and submission.enqueued_at
     assert "Summary: 1 done" in out and "arm.jpg" in out
+
+
+def test_staff_find_a_batch_in_the_admin(admin_client, user, submission_factory):
+    single = submission_factory()
+    batch = make_batch(user, 2)
+    response = admin_client.get(reverse("admin:diagnosis_submission_changelist"), {"q": str(batch.batch)})
+    assert response.status_code == 200
+    shown = {s.pk for s in response.context["cl"].result_list}
+    assert shown == set(batch.submission_ids) and single.pk not in shown
