@@ -100,16 +100,19 @@ class KerasRuntime:
     name = "keras"
 
     def __init__(self, path: Path, threads: int = DEFAULT_THREADS):
-        # TensorFlow reads its thread pools' sizes once, when it starts.
+        # TensorFlow sizes its thread pools once, when it starts. A process started with
+        # TF_NUM_INTRAOP_THREADS (the CLI sets it from --threads) keeps what it was given.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+            threads = int(os.environ["TF_NUM_INTRAOP_THREADS"])
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         import keras
         import tensorflow as tf
 
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["TF_NUM_INTEROP_THREADS"]))
         except RuntimeError:  # already started in this process (tests, training): keep its pools
             pass
         self.path = Path(path)
