@@ -42,7 +42,8 @@ def export_data(user) -> dict:
     """Everything we hold about ``user`` except the photos' bytes, as JSON-ready data."""
     from diagnosis.models import Lesion, Submission
 
-    submissions = Submission.objects.for_owner(user).prefetch_related("predictions").select_related("lesion")
+    submissions = Submission.objects.for_owner(user).prefetch_related(
+        "predictions", "assistant_conversation__messages").select_related("lesion")
     return {
         "exported_at": _iso(timezone.now()),
         "account": {"username": user.username, "email": user.email, "date_joined": _iso(user.date_joined),
@@ -69,8 +70,26 @@ def export_data(user) -> dict:
                      "model_version": p.model_version}
                     for p in sorted(s.predictions.all(), key=lambda p: p.rank)
                 ],
+                "assistant": _assistant_export(s),
             }
             for s in submissions.order_by("created_at")
+        ],
+    }
+
+
+def _assistant_export(submission) -> dict | None:
+    """The symptom assistant's conversation about one photo: its answers and every message."""
+    from guidance.models import AssistantConversation
+
+    try:
+        conversation = submission.assistant_conversation
+    except AssistantConversation.DoesNotExist:
+        return None
+    return {
+        "answers": conversation.state.get("answers", {}),
+        "messages": [
+            {"role": m.role, "text": m.text, "tier": m.tier, "created_at": _iso(m.created_at)}
+            for m in sorted(conversation.messages.all(), key=lambda m: (m.created_at, m.pk))
         ],
     }
 

@@ -65,6 +65,22 @@ def test_download_my_data_has_decrypted_photos_and_json(owner_client, user, anal
     assert entry.actor == user and entry.additional_data["photos"] == 1
 
 
+def test_export_includes_the_symptom_assistant_conversation(owner_client, analysed):
+    from guidance.services import assistant_turn
+
+    assistant_turn(analysed, "yes")  # answers the first question (asymmetry)
+    data = json.loads(_zip(owner_client.post(reverse("export-data"))).read("data.json"))
+    (item,) = data["submissions"]
+    messages = item["assistant"]["messages"]
+    assert [m["role"] for m in messages][-2:] == ["person", "assistant"] and messages[-2]["text"] == "yes"
+    assert item["assistant"]["answers"]
+
+
+def test_export_without_a_conversation_says_none(owner_client, analysed):
+    data = json.loads(_zip(owner_client.post(reverse("export-data"))).read("data.json"))
+    assert data["submissions"][0]["assistant"] is None
+
+
 def test_export_through_the_api(owner_client, analysed):
     archive = _zip(owner_client.get(reverse("api:export"), HTTP_ACCEPT="application/zip"))
     assert f"photos/{analysed.uuid}.jpg" in archive.namelist()
