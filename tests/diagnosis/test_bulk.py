@@ -15,6 +15,7 @@ from diagnosis import bulk, tasks
 from diagnosis.models import Lesion, Prediction, Submission
 from ml.classes import CLASS_LABELS
 from tests.conftest import image_bytes, upload_file
+from tests.integration.realworker import celery_worker, wait_for_final_status  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -429,3 +430,26 @@ def test_staff_find_a_batch_in_the_admin(admin_client, user, submission_factory)
     assert response.status_code == 200
     shown = {s.pk for s in response.context["cl"].result_list}
     assert shown == set(batch.submission_ids) and single.pk not in shown
+
+
+def test_the_batch_task_goes_to_the_inference_queue_with_the_analysis(settings):
+    from skinsite.celery import app
+
+    router = app.amqp.Router()
+    queues = {name: router.route({}, name)["queue"].name for name in ("diagnosis.analyse_submission",
+                                                                       "diagnosis.analyse_batch")}
+    assert queues == {"diagnosis.analyse_submission": settings.CELERY_INFERENCE_QUEUE,
+                      "diagnosis.analyse_batch": settings.CELERY_INFERENCE_QUEUE}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_posted_to_the_api_is_classified_by_a_real_worker(use_tiny_model, celery_worker, owner_client):
+    response = owner_client.post(LIST_URL, {"images": [good(f"p{i}.jpg", color=(90 + 30 * i, 120, 90))
+                                                       for i in range(3)]})
+    assert response.status_code == 202
+    ids = list(Submission.objects.order_by("pk").values_list("pk", flat=True))
+    assert [wait_for_final_status(pk) for pk in ids] == ["done"] * 3
+    assert Prediction.objects.count() == 3 * len(CLASS_LABELS)
+    status = owner_client.get(detail_url(response.json()["uuid"])).json()
+    assert status["is_final"] and status["counts"]["done"] == 3
