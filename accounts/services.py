@@ -60,6 +60,7 @@ def export_data(user) -> dict:
         "submissions": [
             {
                 "uuid": str(s.uuid), "lesion": str(s.lesion.uuid), "photo": f"photos/{s.uuid}.jpg",
+                "heatmap": f"heatmaps/{s.uuid}.png" if s.heatmap else None,
                 "created_at": _iso(s.created_at), "status": s.status, "failure_reason": s.failure_reason,
                 "uncertain": s.uncertain, "model_version": s.model_version, "finished_at": _iso(s.finished_at),
                 "image_sha256": s.image_sha256, "image_width": s.image_width, "image_height": s.image_height,
@@ -95,17 +96,22 @@ def _assistant_export(submission) -> dict | None:
 
 
 def export_zip(user, *, request=None) -> bytes:
-    """A zip of the decrypted photos (photos/<uuid>.jpg) and data.json; the export is audited."""
+    """A zip of data.json, the decrypted photos (photos/<uuid>.jpg) and the explanation overlays
+    (heatmaps/<uuid>.png) where there are any; the export is audited."""
     from diagnosis.models import Submission
 
     data = export_data(user)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.json", json.dumps(data, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False))
-        for submission in Submission.objects.for_owner(user).only("uuid", "image"):
+        for submission in Submission.objects.for_owner(user).only("uuid", "image", "heatmap"):
+            # JPEGs and PNGs do not compress further: store them as they are.
             with submission.image.open("rb") as photo:
-                # JPEGs do not compress: store them as they are.
                 archive.writestr(f"photos/{submission.uuid}.jpg", photo.read(), compress_type=zipfile.ZIP_STORED)
+            if submission.heatmap:
+                with submission.heatmap.open("rb") as overlay:
+                    archive.writestr(f"heatmaps/{submission.uuid}.png", overlay.read(),
+                                     compress_type=zipfile.ZIP_STORED)
     audit.log_event(user, audit.DATA_EXPORT, request=request, photos=len(data["submissions"]))
     return buffer.getvalue()
 

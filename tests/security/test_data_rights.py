@@ -52,14 +52,16 @@ def test_download_my_data_has_decrypted_photos_and_json(owner_client, user, anal
     submission_factory(owner=other_user)  # must not appear
     archive = _zip(owner_client.post(reverse("export-data")))
     names = archive.namelist()
-    assert names == ["data.json", f"photos/{analysed.uuid}.jpg"]
+    assert names == ["data.json", f"photos/{analysed.uuid}.jpg", f"heatmaps/{analysed.uuid}.png"]
     assert archive.read(names[1]).startswith(JPEG_MAGIC)
+    assert archive.read(names[2]).startswith(b"\x89PNG")  # decrypted, like the photo
     data = json.loads(archive.read("data.json"))
     assert data["account"]["username"] == user.username
     assert [c["version"] for c in data["consents"]] == [settings.CONSENT_VERSION]
     assert [lesion["uuid"] for lesion in data["lesions"]] == [str(analysed.lesion.uuid)]
     (item,) = data["submissions"]
     assert item["uuid"] == str(analysed.uuid) and item["age"] == 40 and item["symptoms"] == ["itching"]
+    assert item["heatmap"] == f"heatmaps/{analysed.uuid}.png"
     assert [p["rank"] for p in item["predictions"]] == list(range(1, 13))
     entry = LogEntry.objects.get(additional_data__event="data_export")
     assert entry.actor == user and entry.additional_data["photos"] == 1
