@@ -315,13 +315,17 @@ class Run:
 
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
+        if self.think:  # users arrive over time too, rather than all in the first second
+            with self.lock:
+                pause = self.random.expovariate(1 / self.think)
+            time.sleep(pause)
         while time.monotonic() < self.last_upload:
             item = self.next_photo()
             if item is None:
                 return
             index, (name, content) = item
-            record = {"photo": index, "name": name}
             sent = time.monotonic()
+            record = {"photo": index, "name": name, "sent_at": sent}
             try:
                 response = session.post(f"{self.base_url}/api/v1/submissions/",
                                         files={"image": (name, content, "image/jpeg")}, timeout=60)
@@ -339,6 +343,8 @@ class Run:
             self._keep(record)
             if self.think:
                 with self.lock:
+                    if not self.photos:
+                        return
                     pause = self.random.expovariate(1 / self.think)
                 time.sleep(min(pause, max(0.0, self.last_upload - time.monotonic())))
 
@@ -358,7 +364,8 @@ class Run:
                 continue
             body = response.json()
             if body["is_final"]:
-                return {"final": True, "status": body["status"], "client_seconds": time.monotonic() - sent,
+                now = time.monotonic()
+                return {"final": True, "status": body["status"], "client_seconds": now - sent, "final_at": now,
                         "polls": polls, "model_version": body["model_version"],
                         "created_at": body["created_at"], "started_at": body["started_at"],
                         "finished_at": body["finished_at"], "prediction_count": len(body["predictions"] or [])}
@@ -452,6 +459,19 @@ def history_row(result: dict) -> str:
             f"{a['accepted_uploads']} |")
 
 
+def breakdown(result: dict) -> list[str]:
+    """Where the mean latency went: upload request, queue, analysis, and the wait for the next poll."""
+    c, s = result["client_latency_seconds"], result["audit"]["server_latency_seconds"]
+    analysis, upload = result["audit"]["analysis_seconds"], result["upload_seconds"]
+    if not (c.get("count") and s.get("count") and analysis.get("count") and upload.get("count")):
+        return []
+    queue = s["mean"] - analysis["mean"]
+    poll = c["mean"] - s["mean"] - upload["mean"]
+    return [f"Where the mean upload-to-result time ({c['mean']:.2f} s) went: the upload request {upload['mean']:.2f} s, "
+            f"waiting in the queue {queue:.2f} s, the analysis {analysis['mean']:.2f} s, and until the next poll "
+            f"saw it about {max(poll, 0):.2f} s.", ""]
+
+
 def report_markdown(result: dict, earlier: list[dict] = ()) -> str:
     c, s, a = result["client_latency_seconds"], result["audit"]["server_latency_seconds"], result["audit"]
     m, cfg = result["machine"], result["config"]
@@ -500,6 +520,7 @@ def report_markdown(result: dict, earlier: list[dict] = ()) -> str:
         f"| Analysis in the worker (`finished_at - started_at`) | {f(a['analysis_seconds'].get('p50'), 3)} | {f(a['analysis_seconds'].get('p95'), 3)} | {f(a['analysis_seconds'].get('p99'), 3)} | {f(a['analysis_seconds'].get('max'), 3)} | {f(a['analysis_seconds'].get('mean'), 3)} |",
         f"| Upload request alone | {f(result['upload_seconds'].get('p50'), 3)} | {f(result['upload_seconds'].get('p95'), 3)} | {f(result['upload_seconds'].get('p99'), 3)} | {f(result['upload_seconds'].get('max'), 3)} | {f(result['upload_seconds'].get('mean'), 3)} |",
         "",
+        *breakdown(result),
         *([] if cfg.get("think_seconds") else [
             f"With {cfg['users']} users and no think time, {cfg['users']} photos are always in flight, so by Little's law",
             f"the mean latency is {cfg['users']} ÷ throughput ({cfg['users']} ÷ {f(result['throughput_per_second'])} = "
@@ -628,7 +649,9 @@ def main(argv=None) -> int:
                        "runtime_requested": args.runtime or "artifact default"},
             "machine": info, "note": args.note, "photo_source": photo_source,
             "startup_seconds": startup, "load_seconds": load_seconds,
-            "throughput_per_second": len(final) / load_seconds if load_seconds else None,
+            # From the first upload sent to the last result seen (not to the end of the users' last pause).
+            "throughput_per_second": (len(final) / (max(r["final_at"] for r in final) - min(r["sent_at"] for r in run.records))
+                                      if final else None),
             "client_latency_seconds": summary([r["client_seconds"] for r in final]),
             "upload_seconds": summary([r["upload_seconds"] for r in run.records if "upload_seconds" in r]),
             "upload_errors": [r["error"] for r in run.records if r.get("error")][:20],
