@@ -113,10 +113,12 @@ def exposition() -> bytes:
 
 
 def may_scrape(request) -> bool:
-    """A bearer token (METRICS_TOKEN), or a client address in METRICS_ALLOWED_IPS (loopback by default).
+    """A bearer token (METRICS_TOKEN), or every address the request carries in METRICS_ALLOWED_IPS.
 
-    The address is the one skinsite.client_ip trusts (behind TRUSTED_PROXY_COUNT proxies, the
-    client's, not the proxy's), so a request relayed by nginx from outside is not "loopback".
+    Both the peer (REMOTE_ADDR) and the client address skinsite.client_ip trusts (behind
+    TRUSTED_PROXY_COUNT proxies, the one from X-Forwarded-For) must be allowed: a request from outside
+    relayed by nginx on this host comes from 127.0.0.1 but is not "loopback", and a peer that is not
+    allowed cannot get in by writing an allowed address into X-Forwarded-For.
     """
     from skinsite.client_ip import client_ip
 
@@ -125,7 +127,7 @@ def may_scrape(request) -> bool:
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
         return True
     try:
-        address = ipaddress.ip_address(client_ip(request) or "")
+        addresses = {ipaddress.ip_address(value or "") for value in (request.META.get("REMOTE_ADDR"), client_ip(request))}
     except ValueError:
         return False
-    return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
+    return all(any(address in network for network in settings.METRICS_ALLOWED_NETWORKS) for address in addresses)

@@ -120,6 +120,13 @@ def test_outside_clients_relayed_by_the_proxy_are_refused(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=OUTSIDE).status_code == 403
 
 
+def test_a_peer_that_is_not_allowed_cannot_claim_an_allowed_address(client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.METRICS_ALLOWED_NETWORKS = [ip_network("10.0.0.5/32"), ip_network("127.0.0.1/32")]
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.99", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200  # the scraper, directly
+
+
 def test_allowed_networks(client, settings):
     settings.METRICS_ALLOWED_NETWORKS = [ip_network("10.0.0.0/8")]
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
