@@ -216,6 +216,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="skinsite@localhost")
 # Absolute links in e-mails sent outside a request (the re-photograph reminders).
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 
+# The triage's urgent threshold for a model whose metadata has none (guidance/selectors.py); the shipped
+# model carries its own, chosen on validation (docs/MODEL_CARD.md, "Urgency threshold").
+MALIGNANCY_THRESHOLD = env.float("MALIGNANCY_THRESHOLD", default=0.15)
+
 # --- Lesion timeline and reminders (diagnosis/timeline.py, diagnosis/reminders.py) ---
 # A photo is "changed" when its malignancy sum rose by more than this since the previous one ...
 LESION_CHANGE_MALIGNANCY_MARGIN = env.float("LESION_CHANGE_MALIGNANCY_MARGIN", default=0.10)
