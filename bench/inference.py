@@ -496,6 +496,12 @@ def write_report(res: dict, out_dir: Path) -> None:
     (out_dir / "PERFORMANCE.md").write_text(render(res))
 
 
+def _when(res: dict, section: str) -> str:
+    """A note for a section kept from an earlier (partial) run of the benchmark."""
+    at = (res.get(section) or {}).get("measured_at")
+    return f" *(Measured by an earlier run of the same command, {at}.)*" if at and at != res.get("measured_at") else ""
+
+
 def render(res: dict) -> str:
     m = res["machine"]
     serving = res.get("serving") or {}
@@ -544,13 +550,15 @@ def render(res: dict) -> str:
         L.append("")
     eng = res.get("engines") or {}
     if eng:
-        L.append("## Model time and memory per engine\n")
+        L.append("## Model time and memory per engine\n" + _when(res, "engines"))
         L.append("Each engine in a fresh process, 1 inference thread; median of "
                  f"{res.get('repeats_b1', '?')} calls at batch 1 and {res.get('repeats_b32', '?')} at batch 32 after warm-up; "
                  "memory from /proc (RSS after loading and one batch-1 call; peak = VmHWM after the batch-32 calls).\n")
         L.append("| Engine | ms/image, batch 1 | ms/image, batch 32 | Load s | RSS after load MB | Peak RSS MB | File MB |")
         L.append("|---|---|---|---|---|---|---|")
         for name, r in eng.items():
+            if not isinstance(r, dict):  # measured_at, load_average
+                continue
             if "skipped" in r:
                 L.append(f"| {name} | skipped: {r['skipped']} | | | | | |")
                 continue
@@ -560,7 +568,7 @@ def render(res: dict) -> str:
                  "native format; another runtime would add a dependency for no measured need.\n")
     st = res.get("startup") or {}
     if st:
-        L.append("## Worker start to ready\n")
+        L.append("## Worker start to ready\n" + _when(res, "startup"))
         L.append("A fresh Python process: imports, checksum-verified artifact load, the first photo classified "
                  "(a 12-MP JPEG). \"Django\" also sets Django up and loads through `diagnosis.classifier`, as a Celery "
                  "worker child does in `worker_process_init`. Start-to-ready is measured by the parent from spawning "
@@ -568,6 +576,8 @@ def render(res: dict) -> str:
         L.append("| Engine | Start to ready s (runs) | Imports s | Load s | RSS ready MB | RSS after 21 photos MB | Peak MB | TensorFlow imported |")
         L.append("|---|---|---|---|---|---|---|---|")
         for name, r in st.items():
+            if not isinstance(r, dict):
+                continue
             if "skipped" in r:
                 L.append(f"| {name} | skipped: {r['skipped']} | | | | | | |")
                 continue
@@ -577,7 +587,7 @@ def render(res: dict) -> str:
         L.append("")
     pre = res.get("preprocess") or {}
     if pre:
-        L.append("## Preprocessing a 12-MP photo\n")
+        L.append("## Preprocessing a 12-MP photo\n" + _when(res, "preprocess"))
         L.append(f"A {pre['photo_pixels'][0]}×{pre['photo_pixels'][1]} ({pre['photo_megapixels']:.1f} MP, {pre['photo_mb']:.1f} MB) "
                  f"JPEG: a real skin photo upscaled with sensor-like noise, saved as a phone would ({pre.get('phone_jpeg_mb', 0):.1f} MB, "
                  f"quality 95, EXIF orientation 6), then {pre.get('photo_origin', '')}. Decoded and prepared by the "
@@ -588,7 +598,7 @@ def render(res: dict) -> str:
         L.append(f"- full decode: {pre['no_draft_ms']:.1f} ms\n")
     da = res.get("draft_accuracy") or {}
     if da:
-        L.append("### Does draft mode cost accuracy?\n")
+        L.append("### Does draft mode cost accuracy?\n" + _when(res, "draft_accuracy"))
         L.append(f"The {da['photos']} test photos are small (HAM10000 200×150, DermNet ≤ 320 px), so draft mode never "
                  "triggers on them as stored. To measure it, each was upscaled (bicubic) to a long side of "
                  f"{da['long_side_px']} px, saved as JPEG (quality {da['jpeg_quality']}), and classified by the serving engine "
@@ -604,7 +614,7 @@ def render(res: dict) -> str:
                  "phone-camera detail.\n")
     th = res.get("threads") or {}
     if th:
-        L.append("## Processes × threads\n")
+        L.append("## Processes × threads\n" + _when(res, "threads"))
         L.append(f"Photos per second on this machine for N worker processes × T inference threads each ({th['runtime']}, "
                  f"{th['seconds']:g} s per configuration, all processes running at once):\n")
         L.append("| Processes × threads | Model only, photos/s | End to end (decode 12-MP JPEG + classify), photos/s |")
@@ -677,6 +687,10 @@ def main(argv=None) -> int:
         previous = json.loads((args.out / "performance.json").read_text())
         if previous.get("model_version") != meta["version"]:
             previous = {}
+        for name in SECTIONS:  # sections kept from an earlier run say when they were measured
+            if isinstance(previous.get(name), dict) and name not in sections:
+                previous[name].setdefault("measured_at", previous.get("measured_at"))
+                previous[name].setdefault("load_average", (previous.get("machine") or {}).get("load_average_start"))
     res = {**previous, "machine": machine(), "model_version": meta["version"], "quick": args.quick,
            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "command": "python -m bench.inference" + (" --quick" if args.quick else ""),

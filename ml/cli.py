@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--eval-split", choices=["val", "test"], default="test")
     p.add_argument("--max-drop", type=float, default=0.005, help="largest balanced-accuracy loss accepted")
-    p.add_argument("--variants", default="fp32,fp16,dynamic,int8", help="comma-separated LiteRT variants to try")
+    p.add_argument("--variants", default="fp32,fp16,dynamic,int8,int8_float_head", help="comma-separated LiteRT variants to try")
     p.add_argument("--keep", default="", help="variants to keep in the artifact besides the chosen one")
     p.add_argument("--calibration-photos", type=int, default=300, help="training photos that calibrate int8")
     p.add_argument("--timing-repeats", type=int, default=30, help="timed calls per engine (median taken)")
