@@ -21,6 +21,8 @@ RUNTIMES = ("auto", "keras", "litert")
 DEFAULT_THREADS = 1
 #: The largest balanced-accuracy loss (absolute, 0.005 = half a point) a faster engine may cost.
 MAX_DROP = 0.005
+#: Speeds closer than this (relative) are a tie: a busy shared machine does not time finer.
+SPEED_TIE = 0.05
 
 
 class RuntimeSelectionError(ValueError):
@@ -31,32 +33,37 @@ class RuntimeSelectionError(ValueError):
 
 
 def choose_serving(keras: Mapping, variants: Mapping[str, Mapping], max_drop: float = MAX_DROP,
-                   speed_key: str = "ms_per_image_b1") -> dict:
+                   speed_key: str = "ms_per_image_b1", tie: float = SPEED_TIE) -> dict:
     """The fastest engine whose test balanced accuracy is within ``max_drop`` of the Keras model's.
 
     ``keras`` and each of ``variants`` (LiteRT exports by name, each with its ``file``) carry
     ``balanced_accuracy`` and a speed under ``speed_key``; a variant may also carry
     ``gate_false_rejection``, which must not rise by more than ``max_drop`` either (the embedding
     feeds the not-skin gate). The Keras model is always a candidate, so something is always chosen.
+    Engines within ``tie`` (5 %) of the fastest count as equally fast: timings on a shared machine
+    are not finer than that. Among those the smaller file wins (less to load, less memory), then
+    the more accurate one.
     """
     base_acc = float(keras["balanced_accuracy"])
     base_fr = keras.get("gate_false_rejection")
-    best = {"runtime": "keras", "variant": "keras", "file": keras.get("file"),
-            speed_key: float(keras[speed_key]), "balanced_accuracy": base_acc}
+    candidates = [("keras", "keras", keras)]
     for name in sorted(variants):
         v = variants[name]
-        drop = base_acc - float(v["balanced_accuracy"])
-        if drop > max_drop + 1e-12:
+        if base_acc - float(v["balanced_accuracy"]) > max_drop + 1e-12:
             continue
         fr = v.get("gate_false_rejection")
         if base_fr is not None and fr is not None and float(fr) - float(base_fr) > max_drop + 1e-12:
             continue
-        if float(v[speed_key]) < best[speed_key]:
-            best = {"runtime": "litert", "variant": name, "file": v["file"],
-                    speed_key: float(v[speed_key]), "balanced_accuracy": float(v["balanced_accuracy"])}
-    best["balanced_accuracy_drop"] = base_acc - best["balanced_accuracy"]
-    best["rule"] = f"fastest by {speed_key} with balanced accuracy within {100 * max_drop:g} pt of Keras"
-    return best
+        candidates.append(("litert", name, v))
+    fastest = min(float(c[2][speed_key]) for c in candidates)
+    tied = [c for c in candidates if float(c[2][speed_key]) <= fastest * (1.0 + tie)]
+    runtime, name, v = min(tied, key=lambda c: (c[2].get("size_bytes", float("inf")),
+                                                -float(c[2]["balanced_accuracy"]), float(c[2][speed_key])))
+    return {"runtime": runtime, "variant": name, "file": v.get("file"), speed_key: float(v[speed_key]),
+            "balanced_accuracy": float(v["balanced_accuracy"]),
+            "balanced_accuracy_drop": base_acc - float(v["balanced_accuracy"]),
+            "rule": f"fastest by {speed_key} with balanced accuracy within {100 * max_drop:g} pt of Keras; "
+                    f"engines within {100 * tie:g} % of the fastest count as tied and the smallest file wins"}
 
 
 def resolve_runtime(metadata: Mapping, requested: str | None = "auto") -> tuple[str, str]:

@@ -56,6 +56,18 @@ def test_choose_serving_takes_the_fastest_within_half_a_point(variants, expected
     assert chosen["balanced_accuracy_drop"] <= 0.005 + 1e-12
 
 
+def test_engines_tied_on_speed_go_to_the_smallest_file():
+    variants = {"fp32": {**variant(0.5406, 9.6), "size_bytes": 16_000_000},
+                "fp16": {**variant(0.5399, 9.9), "size_bytes": 8_000_000}}
+    assert choose_serving(KERAS, variants)["variant"] == "fp16"  # 3 % slower: a tie
+    variants["fp16"]["ms_per_image_b1"] = 10.5  # 9 % slower: fp32 is faster
+    assert choose_serving(KERAS, variants)["variant"] == "fp32"
+    assert choose_serving(KERAS, variants, tie=0.10)["variant"] == "fp16"
+    # the tie never lets a less accurate engine in: fp16 out of bounds, fp32 stays
+    variants["fp16"].update(balanced_accuracy=0.530, ms_per_image_b1=9.6)
+    assert choose_serving(KERAS, variants)["variant"] == "fp32"
+
+
 def test_choose_serving_can_rank_by_another_speed():
     variants = {"fp16": {**variant(0.54, 4.8), "ms_per_image_b32": 3.0}, "int8": {**variant(0.54, 2.0), "ms_per_image_b32": 4.0}}
     keras = {**KERAS, "ms_per_image_b32": 8.0}
