@@ -347,6 +347,10 @@ class Run:
                         return
                     pause = self.random.expovariate(1 / self.think)
                 time.sleep(min(pause, max(0.0, self.last_upload - time.monotonic())))
+                # After a pause longer than gunicorn's keep-alive (5 s) the pooled connection may be
+                # closing just as the next POST goes out (a client-side ConnectionError, nothing stored);
+                # a browser opens a new connection then, so does this user.
+                session.close()
 
     def _wait_final(self, session, submission_uuid: str, sent: float) -> dict:
         import requests
