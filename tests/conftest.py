@@ -82,6 +82,18 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def knowledge_base(transactional_db):
+    """The condition entries the data migrations load. A transactional test's flush empties every
+    table, migration data included, so tests that need the entries after such a test ask for this."""
+    import importlib
+
+    from django.apps import apps
+
+    for name in ("0002_load_conditions", "0004_load_synonyms"):  # both leave existing rows alone
+        importlib.import_module(f"guidance.migrations.{name}").load(apps, None)
+
+
+@pytest.fixture
 def use_tiny_model(settings, tiny_model_dir):
     """Point the app at the tiny model and forget any model loaded before."""
     from diagnosis.classifier import reset_classifier

@@ -48,7 +48,7 @@ def browser_page(monkeypatch, live_server, user):
 
 
 def test_answering_with_buttons_and_text_without_javascript(browser_page, live_server, use_tiny_model,
-                                                            submission_factory):
+                                                            submission_factory, knowledge_base):
     from playwright.sync_api import expect
 
     submission = submission_factory()  # committed: the tiny model analyses it; then known probabilities
