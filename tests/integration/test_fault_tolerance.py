@@ -140,6 +140,9 @@ def _dispatch_until_done(submission, deadline_s=TASK_TIMEOUT):
 def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_back(
         failure, use_tiny_model, broker_outage, celery_worker, owner_client, make_upload, make_image):
     assert celery_worker.transport == broker_outage.transport
+    if failure == "hung" and not broker_outage.real:
+        pytest.skip("a hung broker needs Redis and its socket timeouts (settings); the filesystem broker "
+                    "cannot hang, and a Redis publisher without those timeouts would wait forever")
     broker_outage.down(hung=failure == "hung")
 
     started = time.monotonic()
