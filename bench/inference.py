@@ -438,7 +438,8 @@ def section_draft_accuracy(model: Path, runtime: str, samples, quick: bool) -> d
         if i % 200 == 0:
             print(f"  draft accuracy {i}/{len(samples)} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     codes = [c for c, _ in clf.classes]
-    out = {"runtime": clf.runtime_name, "photos": len(samples), "long_side_px": long_side, "jpeg_quality": 90}
+    out = {"runtime": clf.runtime_name, "file": getattr(clf.runtime, "path", Path("model.keras")).name,
+           "photos": len(samples), "long_side_px": long_side, "jpeg_quality": 90}
     preds = {}
     for draft in (True, False):
         x = normalize(np.stack(pix[draft]), clf.preprocessing)
@@ -510,7 +511,7 @@ def render(res: dict) -> str:
     L.append("# Serving performance\n")
     L.append(f"Measured by `bench/inference.py` ({res.get('command', 'python -m bench.inference')}) on "
              f"{res.get('measured_at', '?')} for model `{res.get('model_version')}`. Regenerate with the same command; "
-             "every number below comes from that one run (`docs/performance.json` has them all).\n")
+             "every number below comes from that run unless its section says otherwise (`docs/performance.json` has them all).\n")
     L.append("## Machine\n")
     v = m.get("versions", {})
     L.append(f"- CPU: {m['cpu']}, {m['cores']} cores available to the process; RAM {m['ram_gb']} GB; {m['os']}, Python {m['python']}")
@@ -602,7 +603,8 @@ def render(res: dict) -> str:
         L.append(f"The {da['photos']} test photos are small (HAM10000 200×150, DermNet ≤ 320 px), so draft mode never "
                  "triggers on them as stored. To measure it, each was upscaled (bicubic) to a long side of "
                  f"{da['long_side_px']} px, saved as JPEG (quality {da['jpeg_quality']}), and classified by the serving engine "
-                 f"({da['runtime']}) after decoding with and without draft mode:\n")
+                 f"({da['runtime']} `{da.get('file', '?')}`) after decoding with and without draft mode"
+                 + (f" ({da['note']})" if da.get("note") else "") + ":\n")
         L.append("| Decode | Balanced accuracy | Gate false rejection |")
         L.append("|---|---|---|")
         for key, label in (("no_draft", "full decode"), ("draft", "draft mode")):
@@ -622,18 +624,25 @@ def render(res: dict) -> str:
         for key in th["model_only"]:
             L.append(f"| {key} | {th['model_only'][key]['photos_per_s']:.1f} | {th['end_to_end'].get(key, {}).get('photos_per_s', 0):.1f} |")
         L.append("")
+        for kind, label in (("end_to_end", "End to end"), ("model_only", "Model only")):
+            rates = {k: v["photos_per_s"] for k, v in th[kind].items()}
+            best = max(rates, key=rates.get)
+            others = ", ".join(f"{k} {100 * (rates[k] / rates[best] - 1):+.0f} %" for k in rates if k != best)
+            L.append(f"- {label}: best {best} ({rates[best]:.1f} photos/s); the others {others}.")
+        L.append("")
     L.append("## Worker settings\n")
     L.append("- Celery prefork pool with one process per core (`--concurrency 2` here) and **one inference thread per "
              "process**: `ML_THREADS=1` (LiteRT interpreter threads; also TensorFlow's intra-op pool under "
              "`ML_RUNTIME=keras`), and `OMP_NUM_THREADS=1`, `TF_NUM_INTRAOP_THREADS=1`, `TF_NUM_INTEROP_THREADS=1` in the "
              "worker's environment. Libraries default to one thread per core in *each* process, so 2 processes × 2 threads "
-             "oversubscribe 2 cores (the table above).")
+             "oversubscribe 2 cores; the end-to-end column above is the one a worker lives by (decoding is single-threaded "
+             "and competes with the inference threads).")
     L.append("- `--prefetch-multiplier 1` with `acks_late` (a long task does not hold photos another process could take) and "
              "the model loaded in `worker_process_init`, after the fork (diagnosis/tasks.py).")
     L.append("- `ML_RUNTIME=auto` (default) serves the artifact's `serving` choice; `keras` or `litert` override it.")
     L.append("- With the LiteRT engine the worker never imports TensorFlow; the Keras model is loaded only if something "
-             "asks for `Classifier.model` (e.g. a Grad-CAM heat map), which costs the TensorFlow start-up and memory "
-             "in that process.\n")
+             "asks for `Classifier.model` (nothing in serving does: the occlusion heat map uses `Classifier.forward`), which "
+             "would cost the TensorFlow start-up and ~550 MB in that process.\n")
     L.append("## Load test\n")
     L.append("End-to-end throughput and latency through the web app and the queue: see [LOAD_TEST.md](LOAD_TEST.md).\n")
     return "\n".join(L)
