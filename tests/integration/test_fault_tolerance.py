@@ -19,6 +19,8 @@ subprocess must see the test database) and are skipped on SQLite, saying so.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from datetime import timedelta
@@ -194,8 +196,7 @@ def worker_processes(settings, tiny_model_dir, tmp_path):
     hold_dir = tmp_path / "hold"
     hold_dir.mkdir()
     env = {"DATABASE_URL": live_database_url(connection), "CELERY_BROKER_URL": app.conf.broker_url,
-           "ML_MODEL_DIR": str(tiny_model_dir), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-           "CONN_MAX_AGE": "0"}
+           "ML_MODEL_DIR": str(tiny_model_dir), "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
     if app.conf.broker_url.startswith("filesystem://"):
         env["CELERY_BROKER_DIR"] = str(settings.BROKER_DIR)
     started: list[WorkerProcess] = []
@@ -220,9 +221,6 @@ def worker_processes(settings, tiny_model_dir, tmp_path):
 
 def test_sigkill_of_the_pool_process_mid_task_redelivers_and_completes_once(use_tiny_model, worker_processes,
                                                                             owner_client, make_upload, make_image):
-    import os
-    import signal
-
     worker = worker_processes()
     worker_processes.hold()
     submission = _upload(owner_client, make_upload, make_image)
