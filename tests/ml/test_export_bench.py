@@ -36,7 +36,7 @@ def test_bench_quick_run_writes_the_report(tmp_path):
     assert start["status"] in ("ok", "uncertain") and start["tensorflow_imported"] is False
     assert 0 < start["in_process_ready_s"] <= start["start_to_ready_s"]
     assert res["preprocess"]["draft_ms"] > 0 and res["preprocess"]["no_draft_ms"] > 0
-    assert res["threads"]["model_only"]["2x1"]["photos"] > 0
+    assert res["threads"]["model_only"]["2x1"]["photos_per_s"] > 0
     assert res["draft_accuracy"]["photos"] > 0
     assert {t["target"] for t in res["targets"]} and all("met" in t for t in res["targets"])
     doc = (out / "PERFORMANCE.md").read_text()
