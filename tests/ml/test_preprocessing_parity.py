@@ -45,3 +45,27 @@ def test_classifier_feeds_the_model_the_prepare_batch_tensor(tiny_model_dir, ham
     clf.predict([open_image(sample.path, clf.input_size)])
     expected = training_batch([sample], 0, 0, clf.input_size, clf.preprocessing)
     np.testing.assert_array_equal(seen[0], expected)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_and_prepares_nearly_the_same_tensor():
+    """Draft mode (JPEG decoded at 1/2, 1/4 or 1/8 scale, never below the input size) is what makes a
+    12-MP upload cheap; the tensor it leads to stays close to the one from a full decode."""
+    import io
+
+    from PIL import Image
+
+    from tests.ml.conftest import spot_image
+
+    buf = io.BytesIO()
+    spot_image("mel", 3, size=(120, 90)).resize((1600, 1200), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=92)
+    size = (224, 224)
+    drafted = open_image(io.BytesIO(buf.getvalue()), size)
+    full = open_image(io.BytesIO(buf.getvalue()))
+    assert drafted.size == (400, 300) and full.size == (1600, 1200)  # 1/4: 1/8 would be under 224 px
+    a, b = (prepare_batch([img], size, "unit") for img in (drafted, full))
+    assert a.shape == b.shape == (1, 224, 224, 3)
+    assert np.abs(a - b).mean() < 0.01  # under 1 % of the range on average
+    # a small photo (all of the training data) is decoded exactly as before
+    small = io.BytesIO()
+    spot_image("nv", 4, size=(200, 150)).save(small, "JPEG", quality=92)
+    assert open_image(io.BytesIO(small.getvalue()), size).size == (200, 150)
