@@ -289,6 +289,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A prefork child loads TensorFlow and the model before it reports "up" (worker_process_init); Celery's
 # default 4 s wait killed each replacement of a crashed child, over and over, on a busy machine.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=120.0)
+# A task running when the broker connection drops cannot be acknowledged and will be delivered again:
+# stop it rather than finish it twice (Celery 6's default; the analysis is idempotent either way).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
