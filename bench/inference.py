@@ -251,21 +251,11 @@ CHILDREN = {"engine": child_engine, "startup": child_startup, "throughput": chil
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
+    from bench.machine import cpu_model, memory_gib
+
+    cpu = cpu_model() or "unknown"
+    mem = memory_gib()
+    mem = round(mem, 1) if mem is not None else None
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}

@@ -84,20 +84,13 @@ def summary(values) -> dict:
 
 
 def machine() -> dict:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
+    if str(ROOT) not in sys.path:  # run as a script, bench/ is not imported as a package
+        sys.path.insert(0, str(ROOT))
+    from bench.machine import cpu_model, memory_gib
+
+    cpu = cpu_model()
+    gib = memory_gib()
+    memory = f"{gib:.1f} GiB" if gib is not None else ""
     return {"cpu": cpu, "cpus": os.cpu_count(), "memory": memory, "os": platform.platform(),
             "python": platform.python_version(), "load_average_at_start": os.getloadavg(),
             "nice": os.nice(0)}

@@ -5,7 +5,6 @@ from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
-from diagnosis import services
 from diagnosis.models import Lesion, Prediction, Submission
 
 pytestmark = pytest.mark.django_db
@@ -30,13 +29,6 @@ def entries(obj, action):
 @pytest.fixture
 def submission(submission_factory):
     return submission_factory(age=50, anatomic_site="back")
-
-
-@pytest.fixture
-def analysed(submission, use_tiny_model):
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
-    submission.refresh_from_db()
-    return submission
 
 
 @pytest.fixture

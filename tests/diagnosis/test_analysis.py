@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from django.db import transaction
 
 from diagnosis import services
 from diagnosis.models import Lesion, Prediction, Submission

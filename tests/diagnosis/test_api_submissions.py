@@ -30,20 +30,6 @@ def media_files(settings):
     return found
 
 
-@pytest.fixture
-def submission(submission_factory):
-    return submission_factory()
-
-
-@pytest.fixture
-def analysed(submission, use_tiny_model):
-    from diagnosis import services
-
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
-    submission.refresh_from_db()
-    return submission
-
-
 # --- access: anonymous, outsider, owner -------------------------------------------------------
 
 

@@ -39,18 +39,6 @@ def stored_path(settings, name) -> Path:
     return Path(settings.MEDIA_ROOT) / name
 
 
-@pytest.fixture
-def submission(submission_factory):
-    return submission_factory()
-
-
-@pytest.fixture
-def analysed(submission, use_tiny_model):
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
-    submission.refresh_from_db()
-    return submission
-
-
 # --- the worker path ---------------------------------------------------------------------------
 
 

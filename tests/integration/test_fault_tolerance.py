@@ -33,28 +33,15 @@ from django.utils import timezone
 from diagnosis import recovery
 from diagnosis.models import Prediction, Submission
 from diagnosis.tasks import analyse_submission
-from ml.classes import CLASS_LABELS
 from tests.conftest import build_tiny_artifact
 from tests.integration.faults import FAULT_METRICS, TcpSwitch, WorkerProcess, live_database_url, reset_producer_pool
+from tests.integration.flow import assert_one_ranked_set, upload
 from tests.integration.realworker import (TASK_TIMEOUT, _delete_queue, _rebuild_router, configured_transport,
                                          wait_for_final_status)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 Status = Submission.Status
-
-
-def _upload(client, make_upload, make_image):
-    response = client.post("/upload/", {"image": make_upload(make_image(), "spot.jpg")})
-    assert response.status_code == 302, response.content[:500]
-    return Submission.objects.get(uuid=response.url.rstrip("/").split("/")[-1])
-
-
-def _assert_one_ranked_set(submission):
-    predictions = list(Prediction.objects.filter(submission=submission).order_by("rank"))
-    assert sorted(p.code for p in predictions) == sorted(CLASS_LABELS)
-    assert [p.rank for p in predictions] == list(range(1, len(CLASS_LABELS) + 1))
-    assert len({p.model_version for p in predictions}) == 1
 
 
 def _metric(line: str) -> None:
@@ -148,7 +135,7 @@ def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_ba
     broker_outage.down(hung=failure == "hung")
 
     started = time.monotonic()
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
     latency = time.monotonic() - started
 
     # Saved, shown as queued, and not accepted by any broker.
@@ -170,7 +157,7 @@ def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_ba
     assert celery_worker.wait_for_runs(submission.pk, 1) == ["done"]
     submission.refresh_from_db()
     assert submission.attempts == 1 and submission.enqueued_at is not None
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
     _metric(f"Redis {failure} ({celery_worker.transport} broker{'' if broker_outage.real else ', publisher only'}): "
             f"upload answered in {latency:.2f}s; Redis back -> result stored in {recovery_s:.1f}s "
             f"(+ up to 30s for beat's dispatch_pending)")
@@ -223,7 +210,7 @@ def test_sigkill_of_the_pool_process_mid_task_redelivers_and_completes_once(use_
                                                                             owner_client, make_upload, make_image):
     worker = worker_processes()
     worker_processes.hold()
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
     child = worker.wait_until_held(TASK_TIMEOUT)  # claimed and classified, result not stored yet
     submission.refresh_from_db()
     assert submission.status == Status.PROCESSING and submission.attempts == 1
@@ -236,7 +223,7 @@ def test_sigkill_of_the_pool_process_mid_task_redelivers_and_completes_once(use_
 
     submission.refresh_from_db()
     assert submission.attempts == 2  # the killed run and the redelivered one
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
     assert "WorkerLostError" in worker.log_tail(20000)
     _metric(f"SIGKILL of the pool child mid-task -> redelivered and stored in {recovery_s:.1f}s "
             "(includes a new child loading TensorFlow and the model)")
@@ -250,7 +237,7 @@ def test_sigkill_of_the_whole_worker_mid_task_comes_back_after_the_visibility_ti
     visibility = 6
     first = worker_processes(BROKER_VISIBILITY_TIMEOUT=str(visibility))
     worker_processes.hold()
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
     first.wait_until_held(TASK_TIMEOUT)
     delivered = time.monotonic()
 
@@ -268,7 +255,7 @@ def test_sigkill_of_the_whole_worker_mid_task_comes_back_after_the_visibility_ti
 
     submission.refresh_from_db()
     assert submission.attempts == 2
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
     _metric(f"SIGKILL of the whole worker mid-task -> back from Redis after the visibility timeout "
             f"({visibility}s here, BROKER_VISIBILITY_TIMEOUT=3600 by default; requeue_stuck re-queues "
             f"after ANALYSIS_STUCK_AFTER=600s) and stored {recovery_s:.1f}s after the kill")
@@ -278,7 +265,7 @@ def test_the_same_task_delivered_twice_at_once_stores_one_set_of_predictions(
         use_tiny_model, worker_processes, owner_client, make_upload, make_image):
     worker = worker_processes(concurrency=2)
     worker_processes.hold()
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
     worker.wait_until_held(TASK_TIMEOUT)  # the first delivery has its result and waits to store it
     analyse_submission.delay(submission.pk)  # the duplicate, run by the other pool process
     assert wait_for_final_status(submission.pk) == Status.DONE, worker.log_tail()
@@ -292,7 +279,7 @@ def test_the_same_task_delivered_twice_at_once_stores_one_set_of_predictions(
 
     submission.refresh_from_db()
     assert submission.status == Status.DONE and submission.attempts == 2
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
     assert list(Prediction.objects.filter(submission=submission).values_list("code", "probability")) == first_result
 
 
@@ -328,7 +315,7 @@ def broken_model(request, settings, tmp_path):
 
 def test_a_broken_model_fails_with_the_reason_and_requeue_failed_after_the_fix_completes(
         broken_model, celery_worker, owner_client, make_upload, make_image, capsys):
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
     assert wait_for_final_status(submission.pk) == Status.FAILED
     submission.refresh_from_db()
     assert "classifier is unavailable" in submission.failure_reason
@@ -343,7 +330,7 @@ def test_a_broken_model_fails_with_the_reason_and_requeue_failed_after_the_fix_c
     assert celery_worker.wait_for_runs(submission.pk, 2) == ["failed", "done"]
     submission.refresh_from_db()
     assert submission.failure_reason == "" and submission.attempts == 2
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
 
 
 def test_stuck_processing_is_requeued_to_the_worker_then_failed_after_n_attempts(
@@ -367,7 +354,7 @@ def test_stuck_processing_is_requeued_to_the_worker_then_failed_after_n_attempts
     assert celery_worker.wait_for_runs(stuck.pk, 1) == ["done"]
     stuck.refresh_from_db()
     assert stuck.attempts == 2
-    _assert_one_ranked_set(stuck)
+    assert_one_ranked_set(stuck)
     hopeless.refresh_from_db()
     assert hopeless.status == Status.FAILED and "after 2 attempt(s)" in hopeless.failure_reason
     assert celery_worker.results_for(hopeless.pk) == []

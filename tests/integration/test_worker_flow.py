@@ -10,29 +10,12 @@ import os
 
 import pytest
 
-from diagnosis.models import Prediction, Submission
+from diagnosis.models import Submission
 from diagnosis.tasks import analyse_submission
-from ml.classes import CLASS_LABELS
+from tests.integration.flow import assert_one_ranked_set, upload
 from tests.integration.realworker import configured_transport, wait_for_final_status
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def _upload(client, make_upload, make_image):
-    response = client.post("/upload/", {"image": make_upload(make_image(), "spot.jpg")})
-    assert response.status_code == 302, response.content[:500]
-    return Submission.objects.get(uuid=response.url.rstrip("/").split("/")[-1])
-
-
-def _assert_one_ranked_set(submission):
-    predictions = list(Prediction.objects.filter(submission=submission).order_by("rank"))
-    assert len(predictions) == len(CLASS_LABELS) == 12
-    assert sorted(p.code for p in predictions) == sorted(CLASS_LABELS)
-    assert [p.rank for p in predictions] == list(range(1, 13))
-    probabilities = [p.probability for p in predictions]
-    assert probabilities == sorted(probabilities, reverse=True)
-    assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
-    assert {p.model_version for p in predictions} == {"tiny-test-1"}
 
 
 def test_uploaded_photo_is_analysed_by_the_worker(use_tiny_model, celery_worker, owner_client,
@@ -43,19 +26,19 @@ def test_uploaded_photo_is_analysed_by_the_worker(use_tiny_model, celery_worker,
         assert celery_worker.transport == "redis"
     print(f"real worker broker: {celery_worker.broker}")
 
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
 
     assert wait_for_final_status(submission.pk) == Submission.Status.DONE
     assert celery_worker.wait_for_runs(submission.pk, 1) == ["done"]
     submission.refresh_from_db()
     assert submission.model_version == "tiny-test-1"
     assert submission.attempts == 1
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
 
 
 def test_task_delivered_twice_stores_one_set_of_predictions(use_tiny_model, celery_worker, owner_client,
                                                              make_upload, make_image):
-    submission = _upload(owner_client, make_upload, make_image)  # queues the task once, after commit
+    submission = upload(owner_client, make_upload, make_image)  # queues the task once, after commit
     analyse_submission.delay(submission.pk)  # a duplicate delivery, queued behind it
 
     assert sorted(celery_worker.wait_for_runs(submission.pk, 2)) == ["done", "skipped"]
@@ -65,7 +48,7 @@ def test_task_delivered_twice_stores_one_set_of_predictions(use_tiny_model, cele
     submission.refresh_from_db()
     assert submission.status == Submission.Status.DONE
     assert submission.attempts == 1
-    _assert_one_ranked_set(submission)
+    assert_one_ranked_set(submission)
 
 
 @pytest.fixture
@@ -80,7 +63,7 @@ def missing_model(settings, tmp_path):
 
 def test_missing_model_fails_the_submission_with_a_reason(missing_model, celery_worker, owner_client,
                                                           make_upload, make_image):
-    submission = _upload(owner_client, make_upload, make_image)
+    submission = upload(owner_client, make_upload, make_image)
 
     assert wait_for_final_status(submission.pk) == Submission.Status.FAILED
     submission.refresh_from_db()
