@@ -7,6 +7,7 @@ asks for the real worker (``celery_worker`` fixture in tests/integration).
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -195,3 +196,24 @@ def submission_factory(user, tiny_model_dir):
             return services.create_submission(owner or user, clean, lesion=lesion, **context)
 
     return make
+
+
+# --- Browser tests (tests/e2e, the assistant without JavaScript) ---
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def chromium():
+    """The browser's path; skip without it (before anything heavy is set up), but fail on CI."""
+    if not os.access(CHROMIUM, os.X_OK):
+        message = (f"Debian's chromium is not installed at {CHROMIUM} "
+                   "(bin/test installs it with apt-get when run as root)")
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{message}; CI must run the browser test")
+        pytest.skip(message)
+    return CHROMIUM

@@ -1,33 +1,15 @@
 """Browser-test fixtures: Debian's chromium driven by Playwright, and the same real Celery
 worker fixture as tests/integration."""
 
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import CHROMIUM_ARGS
 from tests.integration.realworker import celery_worker, report_broker_usage  # noqa: F401
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SCREENSHOT = "/tmp/e2e-result.png"  # kept after the run for people to look at
 RESULT_TIMEOUT_MS = 180_000  # first analysis imports TensorFlow in the worker
-
-
-@pytest.fixture
-def chromium():
-    """The browser's path; skip without it (before anything heavy is set up), but fail on CI."""
-    if not os.access(CHROMIUM, os.X_OK):
-        message = (f"Debian's chromium is not installed at {CHROMIUM} "
-                   "(bin/test installs it with apt-get when run as root)")
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"{message}; CI must run the browser test")
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture

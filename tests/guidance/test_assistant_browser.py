@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -11,27 +9,21 @@ from django.test import Client
 from diagnosis.models import Prediction, Submission
 from guidance.triage import TIERS
 from ml.classes import ALL_LABELS
+from tests.conftest import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"  # as in tests/e2e/conftest.py
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
-def browser_page(monkeypatch, live_server, user):
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"chromium is not installed at {CHROMIUM}; CI must run the browser tests")
-        pytest.skip(f"chromium is not installed at {CHROMIUM}")
+def browser_page(chromium, monkeypatch, live_server, user):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # see tests/e2e/conftest.py
     from playwright.sync_api import sync_playwright
 
     client = Client()
     client.force_login(user)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(java_script_enabled=False, viewport={"width": 1200, "height": 900})
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": live_server.url,
                               "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
