@@ -50,11 +50,30 @@ def analyse_batch(submission_ids: list[int], heatmaps: bool = False) -> dict:
     return {status: sum(1 for o in outcomes.values() if o == status) for status in set(outcomes.values())}
 
 
+def _consumes_analysis() -> bool:
+    """Whether this worker consumes the queue analysis tasks are routed to (unknown: assume so).
+
+    A worker for the periodic jobs only (``-Q celery``) then skips loading the model, which
+    would cost it the memory of an inference worker for nothing; a stray analysis task that
+    reaches it still loads the model on first use.
+    """
+    from celery import current_app
+
+    try:
+        consumed = set(current_app.amqp.queues.consume_from)
+        queue = current_app.amqp.router.route({}, analyse_submission.name, args=(), kwargs={})["queue"]
+    except Exception:  # noqa: BLE001 - better one model too many than a slow first analysis
+        return True
+    return not consumed or getattr(queue, "name", queue) in consumed
+
+
 @worker_process_init.connect
 def load_model_in_worker_child(**kwargs):
     """Load the model once per worker process, after the fork (TensorFlow is not fork-safe)."""
     from .classifier import get_classifier
 
+    if not _consumes_analysis():
+        return
     try:
         get_classifier()
     except Exception:  # noqa: BLE001 - tasks report the reason on each submission
