@@ -15,12 +15,19 @@ extra: if it fails, the analysis still finishes, without it.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+#: The worker stores the overlay right after the result (services.analyse_submission); a result
+#: page waits this long for it before giving up on it (a crash in between leaves none).
+HEATMAP_PENDING_FOR = timedelta(minutes=2)
 
 #: The overlay is a handful of values interpolated smoothly, so a 12-megapixel copy would add
 #: bytes, not detail; the result page stretches it over the photo (same aspect ratio).
@@ -79,6 +86,40 @@ def attach(submission, result, heatmap: bytes | None) -> str | None:
     if previous and previous != written:
         _delete_files_on_commit([previous])
     return written
+
+
+def store_heatmap(submission_id: int, png: bytes | None, model_version: str) -> bool:
+    """Attach an overlay computed after the result was stored, unless the row has moved on since
+    (deleted, re-analysed by another model version, or given an overlay by a duplicate run)."""
+    from .models import Submission
+
+    if not png:
+        return False
+    written = None
+    try:
+        with transaction.atomic():
+            locked = Submission.objects.select_for_update().filter(pk=submission_id).first()
+            if (locked is None or locked.status != Submission.Status.DONE or locked.heatmap
+                    or locked.model_version != model_version):
+                return False
+            locked.heatmap.save("heatmap.png", ContentFile(png), save=False)
+            written = locked.heatmap.name
+            locked.save(update_fields=["heatmap", "updated_at"])
+    except BaseException:
+        discard(written)
+        raise
+    return True
+
+
+def heatmap_pending(submission) -> bool:
+    """A finished result whose overlay the worker is still computing, so the page should wait for it."""
+    from .models import Submission
+
+    return bool(
+        settings.ML_HEATMAPS and submission.status == Submission.Status.DONE and not submission.heatmap
+        and submission.embedding is not None and submission.finished_at
+        and timezone.now() - submission.finished_at < HEATMAP_PENDING_FOR
+    )
 
 
 def discard(name: str | None) -> None:

@@ -142,9 +142,14 @@ def analyse_submission(submission_id: int) -> str:
         _finish(submission_id, status=Submission.Status.FAILED,
                 failure_reason=f"The photo could not be analysed ({exc.__class__.__name__}).")
         return "failed"
-    # Outside the transaction: the occlusion heatmap takes ~1 s and must not hold the row lock.
-    size = (submission.image_width, submission.image_height) if submission.image_width else None
-    return store_result(submission_id, result, heatmap=explanations.heatmap_png(classifier, img, result, size))
+    status = store_result(submission_id, result)
+    if status == Submission.Status.DONE:
+        # After the result is stored, so the person sees it without waiting for the overlay (the
+        # occlusion heatmap costs ~50 forward passes), and outside its transaction: no row lock held.
+        size = (submission.image_width, submission.image_height) if submission.image_width else None
+        explanations.store_heatmap(submission_id, explanations.heatmap_png(classifier, img, result, size),
+                                   result.model_version)
+    return status
 
 
 def store_result(submission_id: int, result, heatmap: bytes | None = None) -> str:

@@ -66,6 +66,7 @@ def submission_detail(request, submission_uuid):
     return render(request, "diagnosis/submission_detail.html", {
         "submission": submission,
         "top_predictions": predictions[:4],
+        "heatmap_pending": explanations.heatmap_pending(submission),
         "guidance": result_guidance(submission, predictions),
     })
 
@@ -73,11 +74,11 @@ def submission_detail(request, submission_uuid):
 @login_required
 @require_GET
 def submission_status(request, submission_uuid):
-    """Polled by the result page until the analysis is final."""
+    """Polled by the result page until the analysis is final (and its overlay, if one is coming, stored)."""
     submission = selectors.get_submission_for(request.user, submission_uuid)
     return JsonResponse(
         {"status": submission.status, "status_display": submission.get_status_display(),
-         "is_final": submission.is_final},
+         "is_final": submission.is_final, "heatmap_pending": explanations.heatmap_pending(submission)},
         headers={"Cache-Control": "private, no-store"},
     )
 

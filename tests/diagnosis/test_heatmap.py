@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.db import IntegrityError
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -149,6 +151,48 @@ def test_anonymous_is_sent_to_log_in(client, analysed):
 
 def test_no_heatmap_is_404_for_the_owner(owner_client, submission):
     assert owner_client.get(page_url(submission)).status_code == 404
+
+
+def test_the_result_is_stored_before_the_heatmap_is_computed(submission, use_tiny_model, monkeypatch):
+    """The person sees the result without waiting for the ~50 extra forward passes of the overlay."""
+    seen = []
+    real = services.explanations.heatmap_png
+
+    def heatmap_png(*args, **kwargs):
+        row = Submission.objects.get(pk=submission.pk)
+        seen.append((row.status, row.predictions.count(), bool(row.heatmap)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services.explanations, "heatmap_png", heatmap_png)
+    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert seen == [(Submission.Status.DONE, 12, False)]
+    assert Submission.objects.get(pk=submission.pk).heatmap
+
+
+def test_a_late_heatmap_never_overwrites_a_newer_state(analysed, settings):
+    from diagnosis.explanations import store_heatmap
+
+    first = analysed.heatmap.name
+    assert store_heatmap(analysed.pk, PNG_MAGIC + b"late", analysed.model_version) is False  # it has one
+    Submission.objects.filter(pk=analysed.pk).update(heatmap="")
+    assert store_heatmap(analysed.pk, PNG_MAGIC + b"late", "another-model") is False  # re-analysed since
+    assert store_heatmap(analysed.pk + 999, PNG_MAGIC, analysed.model_version) is False  # deleted
+    assert store_heatmap(analysed.pk, PNG_MAGIC + b"late", analysed.model_version) is True
+    assert Submission.objects.get(pk=analysed.pk).heatmap.name not in ("", first)
+
+
+def test_result_page_waits_for_a_heatmap_still_being_computed(owner_client, analysed, settings):
+    url = reverse("diagnosis:submission-status", args=[analysed.uuid])
+    assert owner_client.get(url).json()["heatmap_pending"] is False  # it has its overlay
+    Submission.objects.filter(pk=analysed.pk).update(heatmap="")
+    assert owner_client.get(url).json()["heatmap_pending"] is True
+    html = owner_client.get(reverse("diagnosis:submission-detail", args=[analysed.uuid])).content.decode()
+    assert 'data-heatmap-pending="true"' in html and 'id="heatmap-pending"' in html
+    settings.ML_HEATMAPS = False  # none is coming
+    assert owner_client.get(url).json()["heatmap_pending"] is False
+    settings.ML_HEATMAPS = True
+    Submission.objects.filter(pk=analysed.pk).update(finished_at=timezone.now() - timedelta(minutes=5))
+    assert owner_client.get(url).json()["heatmap_pending"] is False  # gave up: the worker died in between
 
 
 def test_result_page_has_the_toggleable_overlay(owner_client, analysed):

@@ -88,7 +88,7 @@ def test_result_page_polls_while_queued(owner_client, submission_factory):
     page = owner_client.get(reverse("diagnosis:submission-detail", args=[submission.uuid]))
     assert b'data-final="false"' in page.content and b"updates by itself" in page.content
     status = owner_client.get(reverse("diagnosis:submission-status", args=[submission.uuid])).json()
-    assert status == {"status": "queued", "status_display": "Queued", "is_final": False}
+    assert status == {"status": "queued", "status_display": "Queued", "is_final": False, "heatmap_pending": False}
 
 
 @pytest.mark.parametrize("content,name,message", [

@@ -62,7 +62,9 @@ def test_two_photos_compare_heatmap_and_pdf(chromium, use_tiny_model, live_serve
     page.get_by_role("button", name="Upload and analyse").click()
     _wait_for_result(page)
 
-    # The explanation overlay is hidden until the person asks for it.
+    # The overlay follows the result by a moment (the page waits for it and reloads once), and
+    # stays hidden until the person asks for it.
+    expect(page.locator("#heatmap-toggle")).to_be_attached(timeout=RESULT_TIMEOUT_MS)
     overlay = page.locator("#heatmap-overlay")
     expect(overlay).to_be_hidden()
     page.check("#heatmap-toggle")
@@ -80,6 +82,7 @@ def test_two_photos_compare_heatmap_and_pdf(chromium, use_tiny_model, live_serve
     page.set_input_files("input[name=image]", str(spot_photo(tmp_path / "second.jpg", radius=70, seed=2)))
     page.get_by_role("button", name="Upload and analyse").click()
     _wait_for_result(page)
+    expect(page.locator("#heatmap-toggle")).to_be_attached(timeout=RESULT_TIMEOUT_MS)
     assert lesion.submissions.count() == 2
 
     # Comparison: both photos side by side and a chart with one point per photo.
