@@ -143,7 +143,8 @@ def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_ba
     assert submission.status == Status.QUEUED and submission.enqueued_at is None
     assert submission.image.storage.exists(submission.image.name)
     status = owner_client.get(f"/submissions/{submission.uuid}/status/").json()
-    assert status == {"status": "queued", "status_display": "Queued", "is_final": False}
+    assert status == {"status": "queued", "status_display": "Queued", "is_final": False,
+                      "heatmap_pending": False}
     if failure == "down":  # the sweeper finds the broker still down and keeps the row for later
         assert recovery.dispatch_pending(older_than=timedelta(0)).unsent == [submission.pk]
         submission.refresh_from_db()
