@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -219,6 +220,29 @@ def finetune_tail(
     return back, history, best["epoch"]
 
 
+def warm_start(directory, codes: list[str]):
+    """Backbone and head of a trained artifact, to go on fine-tuning where it stopped.
+
+    Its classes must be this run's; its preprocessing and architecture come with it. Returns
+    (backbone, head, {"version", "sha256"}) so the new artifact names what it started from.
+    """
+    import keras
+
+    from .architectures import Backbone
+    from .artifact import read_metadata
+
+    directory = Path(directory)
+    meta = read_metadata(directory)
+    theirs = [c["code"] for c in meta["classes"]]
+    if theirs != codes:
+        raise SystemExit(f"--init-from {directory}: its classes {theirs} are not this run's {codes}")
+    serving = keras.saving.load_model(directory / meta["model_file"], compile=False)
+    head = serving.get_layer("head")
+    model = next(layer for layer in serving.layers if isinstance(layer, keras.Model) and layer is not head)
+    backbone = Backbone(model, meta["preprocessing"], meta["architecture"], meta.get("backbone_weights"))
+    return backbone, head, {"version": meta["version"], "sha256": meta["files"][meta["model_file"]]}
+
+
 def _select(samples, mask):
     return [s for s, keep in zip(samples, mask) if keep]
 
@@ -245,32 +269,42 @@ def run_training(args, splits) -> dict:
     wall = {"started": time.time()}
     if getattr(args, "max_per_split", None):
         splits = {k: v[: args.max_per_split] for k, v in splits.items()}
-    backbone, cache, extraction = extract_all(args, splits)
-    wall["extraction_s"] = extraction["seconds"]
-
     codes = class_codes(args.other)
     n_classes = len(codes)
     y = {k: encode_labels(v, codes) for k, v in splits.items()}
-    views = [v for v in available_views(cache, "train", len(splits["train"])) if v <= args.views]
+    train_known = y["train"] >= 0
+    val_known = y["val"] >= 0
+    init_from = getattr(args, "init_from", None)
+
+    if init_from:
+        # Go on from a trained artifact: its head and fine-tuned tail are the start, so neither
+        # the frozen-feature cache nor a new head is needed, only the tap cache.
+        if not (getattr(args, "tap_cache", None) and args.finetune_epochs > 0):
+            raise SystemExit("--init-from continues the fine-tuning: give --tap-cache and --finetune-epochs")
+        backbone, head, start = warm_start(init_from, codes)
+        views = [v for v in available_views(args.tap_cache, "train", len(splits["train"])) if v <= args.views]
+        emb, history, best_epoch = {}, {key: [] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy")}, 0
+        wall["extraction_s"] = 0.0
+    else:
+        start = None
+        backbone, cache, extraction = extract_all(args, splits)
+        wall["extraction_s"] = extraction["seconds"]
+        views = [v for v in available_views(cache, "train", len(splits["train"])) if v <= args.views]
+        emb = {k: load_features(cache, k, 0, len(v)) for k, v in splits.items()}
+        x_train = np.concatenate([load_features(cache, "train", v, len(splits["train"]))[train_known] for v in views])
+        y_train = np.tile(y["train"][train_known], len(views))
+        t0 = time.time()
+        head, history, best_epoch = train_head(
+            x_train, y_train, emb["val"][val_known], y["val"][val_known], n_classes,
+            epochs=args.epochs, hidden=args.hidden, dropout=args.dropout, lr=args.lr, seed=args.seed,
+            class_weight_power=args.class_weight_power,
+        )
+        wall["head_training_s"] = round(time.time() - t0, 1)
+        del x_train
     log.info("training on views %s of %d training photos", views, len(splits["train"]))
 
-    emb = {k: load_features(cache, k, 0, len(v)) for k, v in splits.items()}
-    train_known = y["train"] >= 0
-    x_train = np.concatenate([load_features(cache, "train", v, len(splits["train"]))[train_known] for v in views])
-    y_train = np.tile(y["train"][train_known], len(views))
-    val_known = y["val"] >= 0
-
-    t0 = time.time()
-    head, history, best_epoch = train_head(
-        x_train, y_train, emb["val"][val_known], y["val"][val_known], n_classes,
-        epochs=args.epochs, hidden=args.hidden, dropout=args.dropout, lr=args.lr, seed=args.seed,
-        class_weight_power=args.class_weight_power,
-    )
-    wall["head_training_s"] = round(time.time() - t0, 1)
-    del x_train
-
     finetune = None
-    tap_cache, tap_layer = cache, backbone.tap_layer
+    tap_cache, tap_layer = (None, None) if init_from else (cache, backbone.tap_layer)
     if getattr(args, "tap_cache", None):
         # activations of an earlier layer, cached by ``extract --tap-layer L --tap-only``
         tap_cache, tap_layer = args.tap_cache, json.loads((args.tap_cache / "manifest.json").read_text())["tap"]
@@ -291,7 +325,8 @@ def run_training(args, splits) -> dict:
             emb[k] = back.predict(load_features(tap_cache, k, 0, len(splits[k]), key="tap").astype(np.float32), batch_size=256, verbose=0)
         wall["finetune_s"] = round(time.time() - t0, 1)
         finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
-                    "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history}
+                    "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history,
+                    "init_from": start}
         history["finetune_from_epoch"] = len(history["loss"])
         for key in ft_history:
             history[key] += ft_history[key]

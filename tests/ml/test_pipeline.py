@@ -157,6 +157,19 @@ def test_finetuning_after_a_cached_activation_is_exported(tmp_path):
     assert report["all"]["balanced_accuracy"] == pytest.approx(meta["metrics"]["val"]["all"]["balanced_accuracy"], abs=1e-3)
     assert report["all"]["ece"] == pytest.approx(meta["metrics"]["val"]["all"]["ece"], abs=0.02)
 
+    # --init-from goes on from that artifact: at learning rate 0 it must come out as the same model
+    # (a head trained anew would not), and it names what it started from.
+    again = tmp_path / "ft-v2"
+    assert main(["train", *data, "--tap-cache", str(tap_cache), "--init-from", str(out), "--finetune-epochs", "1",
+                 "--finetune-lr", "0", "--out", str(again), "--runs", str(tmp_path / "runs")]) == 0
+    meta2 = read_metadata(again)
+    assert meta2["training"]["finetune"]["init_from"] == {"version": "ft-v1", "sha256": meta["files"]["model.keras"]}
+    for key in ("balanced_accuracy", "top1_accuracy", "ece"):
+        assert meta2["metrics"]["val"]["all"][key] == pytest.approx(meta["metrics"]["val"]["all"][key], abs=1e-4), key
+    assert meta2["temperature"] == pytest.approx(meta["temperature"], rel=1e-3)
+    with pytest.raises(SystemExit, match="--tap-cache"):
+        main(["train", *data, "--init-from", str(out), "--out", str(tmp_path / "nope")])
+
 
 def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(trained, tmp_path):
     import shutil
