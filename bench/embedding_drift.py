@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.artifact import DEFAULT_MODEL_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "ml" / "artifacts" / "effnetlite0-v2"
+DEFAULT_MODEL = DEFAULT_MODEL_DIR
 PERCENTILES = (5, 25, 50, 75, 90, 95, 99)
 
 

@@ -39,8 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.artifact import DEFAULT_MODEL_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "ml" / "artifacts" / "effnetlite0-v2"
+DEFAULT_MODEL = DEFAULT_MODEL_DIR
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "var" / "bench-cache"
 SECTIONS = ("engines", "startup", "preprocess", "threads", "draft_accuracy")

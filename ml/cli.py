@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "artifacts" / "effnetlite0-v2"
+from .artifact import DEFAULT_MODEL_DIR
 DEFAULT_CACHE = Path(__file__).resolve().parent / "cache"
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from ml.artifact import DEFAULT_MODEL_NAME
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -231,7 +233,7 @@ REMINDER_DAYS = {tier: env.int(f"REMINDER_DAYS_{tier.upper()}", default=days)
 
 # --- Classifier -----------------------------------------------------------
 ML_ARTIFACTS_DIR = BASE_DIR / "ml" / "artifacts"
-ML_MODEL_NAME = env("ML_MODEL_NAME", default="effnetlite0-v2")
+ML_MODEL_NAME = env("ML_MODEL_NAME", default=DEFAULT_MODEL_NAME)
 ML_MODEL_DIR = Path(env("ML_MODEL_DIR", default=str(ML_ARTIFACTS_DIR / ML_MODEL_NAME)))
 # Engine: "auto" = the artifact's serving choice (LiteRT when within 0.5 pt of Keras), or keras/litert.
 ML_RUNTIME = env("ML_RUNTIME", default="auto")
