@@ -15,6 +15,13 @@ from .features import extract, manifest_for, open_cache
 
 log = logging.getLogger(__name__)
 
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy")
+
+
+def empty_history() -> dict[str, list[float]]:
+    """Per-epoch curves, in the layout ``plot_history`` and the metadata expect."""
+    return {key: [] for key in HISTORY_KEYS}
+
 
 def feature_jobs(views: int) -> list[tuple[str, int]]:
     """Clean views of every split first (enough for a first model), then the augmented views."""
@@ -100,7 +107,7 @@ def train_head(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "val_balanced_accuracy": []}
+    history = empty_history()
     best = {"score": -1.0, "epoch": -1, "weights": None}
 
     class Track(keras.callbacks.Callback):
@@ -184,7 +191,7 @@ def finetune_tail(
     weights = balanced_class_weights(y_train, n_classes, class_weight_power)
     sample_weight = np.array([weights[int(c)] for c in y_train], dtype=np.float32)
     rng = np.random.default_rng(seed)
-    history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "val_balanced_accuracy": []}
+    history = empty_history()
     x_val = tap_val.astype(np.float32)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -283,7 +290,7 @@ def run_training(args, splits) -> dict:
             raise SystemExit("--init-from continues the fine-tuning: give --tap-cache and --finetune-epochs")
         backbone, head, start = warm_start(init_from, codes)
         views = [v for v in available_views(args.tap_cache, "train", len(splits["train"])) if v <= args.views]
-        emb, history, best_epoch = {}, {key: [] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy")}, 0
+        emb, history, best_epoch = {}, empty_history(), 0
         wall["extraction_s"] = 0.0
     else:
         start = None
