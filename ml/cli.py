@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="then fine-tune the layers after the cached tap layer for this many epochs (0: frozen backbone)")
     p.add_argument("--finetune-lr", type=float, default=1e-4)
     p.add_argument("--finetune-patience", type=int, default=4)
+    p.add_argument("--finetune-batchnorm", action="store_true",
+                   help="let the fine-tuned layers' BatchNorm learn skin-photo statistics (default: ImageNet's, frozen)")
     p.add_argument("--tap-cache", type=Path, default=None,
                    help="cache made by `extract --tap-layer L --tap-only`: fine-tune everything after layer L")
     p.add_argument("--finetune-views", type=int, default=0, help="use only the first N cached views for fine-tuning (0: all)")

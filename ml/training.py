@@ -153,15 +153,17 @@ def finetune_tail(
     seed: int = 0,
     patience: int = 3,
     class_weight_power: float = 1.0,
+    train_batchnorm: bool = False,
 ):
     """Fine-tune the backbone after the cached tap layer (EfficientNet-Lite0: stage 7 and
     the 1x1 head convolution) together with the classifier head.
 
     Each epoch shows every training photo once, in one of its cached views picked at
-    random, so the augmentation still varies between epochs. BatchNorm layers stay in
-    inference mode (their ImageNet statistics are kept): with batches of a few hundred
-    photos their running averages would only get noisier. Keeps the best epoch by
-    validation balanced accuracy. Returns (back, history).
+    random, so the augmentation still varies between epochs. By default the BatchNorm
+    layers stay in inference mode with their ImageNet statistics; ``train_batchnorm``
+    lets them learn their scale and offset and follow the statistics of skin photos
+    (dermoscopy is far from ImageNet), which batches of 128 estimate well enough.
+    Keeps the best epoch by validation balanced accuracy. Returns (back, history, best epoch).
     """
     import keras
 
@@ -172,7 +174,7 @@ def finetune_tail(
     _, back = split_at(backbone.model, tap_layer)
     for layer in back.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+            layer.trainable = train_batchnorm
     inputs = keras.Input(back.input_shape[1:], name="tap")
     model = keras.Model(inputs, head(back(inputs)))
     model.compile(
@@ -324,6 +326,7 @@ def run_training(args, splits) -> dict:
             backbone, tap_layer, head, taps, y["train"][train_known], tap_val[val_known], y["val"][val_known], n_classes,
             epochs=args.finetune_epochs, lr=args.finetune_lr, seed=args.seed,
             class_weight_power=args.class_weight_power, patience=args.finetune_patience,
+            train_batchnorm=getattr(args, "finetune_batchnorm", False),
         )
         del taps
         # the tail changed, so every embedding (gate, logits) is recomputed from the taps
@@ -333,6 +336,7 @@ def run_training(args, splits) -> dict:
         wall["finetune_s"] = round(time.time() - t0, 1)
         finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
                     "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history,
+                    "batchnorm": "trained" if getattr(args, "finetune_batchnorm", False) else "frozen",
                     "init_from": start}
         history["finetune_from_epoch"] = len(history["loss"])
         for key in ft_history:

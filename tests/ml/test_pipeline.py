@@ -167,8 +167,28 @@ def test_finetuning_after_a_cached_activation_is_exported(tmp_path):
     for key in ("balanced_accuracy", "top1_accuracy", "ece"):
         assert meta2["metrics"]["val"]["all"][key] == pytest.approx(meta["metrics"]["val"]["all"][key], abs=1e-4), key
     assert meta2["temperature"] == pytest.approx(meta["temperature"], rel=1e-3)
+    assert meta2["training"]["finetune"]["batchnorm"] == "frozen"
+    assert np.array_equal(_top_bn_mean(again), _top_bn_mean(out))
+
+    # --finetune-batchnorm: the BatchNorm statistics follow the training photos even at learning
+    # rate 0, so the model scored after that epoch is another one (the best epoch is kept after it)
+    adapted = tmp_path / "ft-bn"
+    assert main(["train", *data, "--tap-cache", str(tap_cache), "--init-from", str(out), "--finetune-epochs", "1",
+                 "--finetune-lr", "0", "--finetune-batchnorm", "--out", str(adapted), "--runs", str(tmp_path / "runs")]) == 0
+    ft_bn, ft_frozen = read_metadata(adapted)["training"]["finetune"], meta2["training"]["finetune"]
+    assert ft_bn["batchnorm"] == "trained"
+    assert ft_bn["history"]["val_loss"][0] != pytest.approx(ft_frozen["history"]["val_loss"][0], abs=1e-6)
     with pytest.raises(SystemExit, match="--tap-cache"):
         main(["train", *data, "--init-from", str(out), "--out", str(tmp_path / "nope")])
+
+
+def _top_bn_mean(artifact):
+    """Moving mean of the backbone's last BatchNorm in an artifact's Keras file."""
+    import keras
+
+    serving = keras.saving.load_model(artifact / "model.keras", compile=False)
+    backbone = next(layer for layer in serving.layers if isinstance(layer, keras.Model) and layer.name != "head")
+    return np.array(backbone.get_layer("top_bn").moving_mean)
 
 
 def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(trained, tmp_path):
