@@ -101,8 +101,9 @@ def per_source(scores, labels, sources, threshold, eligible) -> dict:
 def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path | None = None) -> dict:
     """Logits, embeddings, input contrast and the gate's verdict for each photo of a split.
 
-    With ``cache_dir`` the arrays are kept in ``<cache_dir>/scores-<version>-<digest>.npz``
-    (keyed by the model version and the photo list), so the threshold and the fusion
+    With ``cache_dir`` the arrays are kept in ``<cache_dir>/scores-<version>-<engine>-<digest>.npz``
+    (keyed by the model version, the file that ran it and the photo list: the int8 engine's
+    logits are not the Keras model's), so the threshold and the fusion
     experiments can reuse one pass over the photos. The gate's verdict is recomputed from
     the cached embedding and contrast each time, so a retuned gate is taken into account.
     """
@@ -113,7 +114,8 @@ def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path
     from .preprocessing import prepare_batch
 
     digest = hashlib.sha256("\n".join(s.path for s in samples).encode()).hexdigest()[:16]
-    cache = Path(cache_dir) / f"scores-{classifier.version}-{digest}.npz" if cache_dir else None
+    engine = Path(getattr(classifier.runtime, "path", classifier.runtime_name)).stem
+    cache = Path(cache_dir) / f"scores-{classifier.version}-{engine}-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as data:
             out = {k: data[k] for k in data.files}

@@ -71,3 +71,45 @@ def test_write_threshold_changes_only_its_keys(tmp_path):
     assert written["thresholds"] == {"min_confidence": 0.5, "malignancy": 0.123457}
     assert written["files"] == {"a": "b"}
     assert written["malignancy_threshold"]["threshold"] == 0.1234567
+
+
+class _Engine:
+    def __init__(self, path, offset):
+        self.path, self.offset = path, offset
+
+
+class _StandInClassifier:
+    """What ``score_split`` uses of a Classifier: one version, served by one engine file."""
+
+    version, input_size, preprocessing, gate, classes = "v1", (16, 16), "efficientnet_lite", None, []
+
+    def __init__(self, engine_file, offset):
+        self.runtime = _Engine(engine_file, offset)
+        self.runtime_name = "litert" if engine_file.endswith(".tflite") else "keras"
+
+    def forward(self, batch):
+        n = len(batch)
+        return np.full((n, 3), self.runtime.offset, dtype=np.float32), np.zeros((n, 4), dtype=np.float32)
+
+
+def test_score_cache_keeps_engines_of_one_version_apart(tmp_path):
+    """The int8 file's logits are not the Keras model's: a cache filled by one engine must not
+    answer for the other (the fusion and threshold reports name the engine they measured)."""
+    from PIL import Image
+
+    from ml.data import Sample
+    from ml.thresholds import score_split
+
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"p{i}.png"))
+        Image.new("RGB", (20, 20), (40 * i, 90, 120)).save(paths[-1])
+    samples = [Sample(path=p, label="nv", source="csv", group=p) for p in paths]
+    cache = tmp_path / "scores"
+    keras_scores = score_split(_StandInClassifier("model.keras", 1.0), samples, cache_dir=cache)
+    int8_scores = score_split(_StandInClassifier("model_int8.tflite", 2.0), samples, cache_dir=cache)
+    assert keras_scores["logits"][0, 0] == 1.0 and int8_scores["logits"][0, 0] == 2.0
+    assert sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir()) == ["scores-v1-model", "scores-v1-model_int8"]
+    # the same engine again is answered from its cache
+    again = score_split(_StandInClassifier("model_int8.tflite", 3.0), samples, cache_dir=cache)
+    assert again["logits"][0, 0] == 2.0
