@@ -5,7 +5,7 @@ same three (optional) answers. Melanoma is rarer in the young, some lesions favo
 or the trunk: that context could move the probabilities. Whether it helps is measured, not
 assumed:
 
-    python -m ml fusion --ham DATA/ham10000 --dermnet DATA/dermnet [--write]
+    python -m ml fusion --ham DATA/ham10000 --dermnet DATA/dermnet > docs/fusion_experiment.json
 
 The fusion is a *residual* layer on top of the calibrated image model,
 
