@@ -104,8 +104,9 @@ def cmd_evaluate(args) -> int:
     from .evaluation import run_evaluation
 
     splits = load_splits(args)
-    report = run_evaluation(args.model, splits, split=args.eval_split, out_dir=args.out, batch_size=args.batch_size)
-    print(json.dumps(report["summary"], indent=2))
+    report = run_evaluation(args.model, splits, split=args.eval_split, out_dir=args.out, batch_size=args.batch_size,
+                            runtime=args.runtime)
+    print(json.dumps({"engine": report["engine"], **report["summary"]}, indent=2))
     return 0
 
 
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--eval-split", choices=["val", "test"], default="test")
+    p.add_argument("--runtime", choices=["auto", "keras", "litert"], default=None,
+                   help="engine to score: auto (default, or ML_RUNTIME) is the one the site serves; "
+                        "keras is the model the training metrics describe")
     p.add_argument("--out", type=Path, default=None, help="folder for the report JSON and PNGs")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)

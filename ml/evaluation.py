@@ -218,13 +218,17 @@ def _forward_images(classifier, images, batch_size: int):
     return np.concatenate(logits), np.concatenate(embeddings), skin
 
 
-def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path | None = None, batch_size: int = 64) -> dict:
-    """Score an exported artifact on a held-out split, reading the image files."""
+def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path | None = None, batch_size: int = 64,
+                   runtime: str | None = None) -> dict:
+    """Score an exported artifact on a held-out split, reading the image files.
+
+    ``runtime`` as in ``Classifier.load``: by default the engine the site serves (the artifact's
+    LiteRT choice), ``keras`` for the Keras model the training metrics describe."""
     from .data import load_training_image
     from .inference import Classifier, softmax
 
     started = time.time()
-    classifier = Classifier.load(model_dir)
+    classifier = Classifier.load(model_dir, runtime=runtime)
     codes = [c for c, _ in classifier.classes]
     samples = splits[split]
     size = classifier.input_size
@@ -284,6 +288,7 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     report["ms_per_image_forward"] = 1000.0 * t_forward / max(len(samples), 1)
     report["wall_s"] = round(time.time() - started, 1)
     report["model_version"] = classifier.version
+    report["engine"] = {"runtime": classifier.runtime_name, "file": Path(getattr(classifier.runtime, "path", "")).name}
     report["split"] = split
     report["summary"] = summary_of(report)
     if out_dir is not None:

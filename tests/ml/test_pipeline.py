@@ -188,7 +188,7 @@ def _top_bn_mean(artifact):
 
     serving = keras.saving.load_model(artifact / "model.keras", compile=False)
     backbone = next(layer for layer in serving.layers if isinstance(layer, keras.Model) and layer.name != "head")
-    return np.array(backbone.get_layer("top_bn").moving_mean)
+    return keras.ops.convert_to_numpy(backbone.get_layer("top_bn").moving_mean)
 
 
 def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(trained, tmp_path):
@@ -213,3 +213,12 @@ def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(traine
     lite_logits, lite_emb = LiteModel(art / TFLITE_FILE, len(clf.classes), batch_size=4)(batch)
     np.testing.assert_allclose(lite_logits, keras_logits, atol=0.05)
     assert lite_emb.shape == keras_emb.shape
+
+    # evaluate --runtime scores the engine asked for and says which one it scored
+    from ml.evaluation import run_evaluation
+
+    by_engine = {r: run_evaluation(art, splits, split="test", runtime=r) for r in ("keras", "litert")}
+    assert by_engine["keras"]["engine"] == {"runtime": "keras", "file": "model.keras"}
+    assert by_engine["litert"]["engine"] == {"runtime": "litert", "file": TFLITE_FILE}
+    assert by_engine["keras"]["all"]["balanced_accuracy"] == pytest.approx(
+        meta["metrics"]["test"]["all"]["balanced_accuracy"], abs=1e-3)
