@@ -15,7 +15,7 @@ Only lesions the shipped model never trained on are used: the HAM lesions that
 ``ml.data.split_samples`` (seed 0, the training seed) puts in the validation and test splits.
 Embeddings are cast to float16 first, as ``Submission.embedding`` stores them.
 
-    nice -n 10 .venv/bin/python -m bench.embedding_drift --ham ../shared/data/ham10000 \\
+    nice -n 10 .venv/bin/python -m bench.embedding_drift --ham DATA/ham10000 \\
         --lesions 150 --json var/embedding_drift.json
 
 It prints percentiles of each distribution and, for the chosen percentile of the same-lesion
@@ -155,7 +155,7 @@ def measure(args) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ham", type=Path, default=ROOT.parent / "shared" / "data" / "ham10000")
+    parser.add_argument("--ham", type=Path, required=True, help="HAM10000 folder (HAM10000_metadata.csv + images/)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--lesions", type=int, default=150, help="held-out lesions with 2+ photos to use")
     parser.add_argument("--max-photos", type=int, default=3, help="photos per lesion at most")

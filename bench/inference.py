@@ -1,6 +1,6 @@
 """Serving speed of the shipped model, in one run: writes docs/PERFORMANCE.md and docs/performance.json.
 
-    nice -n 10 .venv/bin/python -m bench.inference              # everything (~15-30 min on 2 busy cores)
+    nice -n 10 .venv/bin/python -m bench.inference --ham DATA/ham10000 --dermnet DATA/dermnet   # everything (~15-30 min)
     .venv/bin/python -m bench.inference --quick --model DIR --out /tmp/perf   # smoke run (tests)
     .venv/bin/python -m bench.inference --sections preprocess,startup      # re-measure some sections;
                                                                            # the others are kept from the JSON
@@ -43,7 +43,6 @@ from ml.artifact import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = DEFAULT_MODEL_DIR
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "var" / "bench-cache"
 SECTIONS = ("engines", "startup", "preprocess", "threads", "draft_accuracy")
 LITERT_VARIANTS = ("fp32", "fp16", "dynamic", "int8", "int8_float_head")
@@ -699,8 +698,9 @@ def load_data(args):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--ham", type=Path, default=DEFAULT_DATA / "ham10000")
-    parser.add_argument("--dermnet", type=Path, default=DEFAULT_DATA / "dermnet")
+    parser.add_argument("--ham", type=Path, default=None,
+                        help="HAM10000 folder: the accuracy sections use its test split (skipped without data)")
+    parser.add_argument("--dermnet", type=Path, default=None, help="DermNet folder, as for --ham")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--quick", action="store_true", help="few repeats, small photos: a smoke run")
     parser.add_argument("--sections", default=",".join(SECTIONS),

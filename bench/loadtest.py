@@ -12,7 +12,7 @@ the model. It then creates the users (with consent and API tokens) and lets each
 thread, take the next photo from a shared pile, upload it (``POST /api/v1/submissions/``) and poll
 ``GET /api/v1/submissions/<uuid>/`` until the result is final (every 0.25 s, then 30 % longer
 each time up to 1 s, like the result page), then take the next photo. Photos are real HAM10000
-images from ``--images`` (../shared/data/ham10000/images), or synthetic ones when absent.
+images from ``--images`` (e.g. DATA/ham10000/images), or synthetic ones without it.
 
 It reports throughput, p50/p95/p99 of the upload-to-result latency as the users saw it (upload
 request sent → poll that saw the final result) and as the server recorded it (``finished_at -
@@ -96,9 +96,9 @@ def machine() -> dict:
             "nice": os.nice(0)}
 
 
-def load_photos(images_dir: Path, count: int, seed: int) -> tuple[list[tuple[str, bytes]], str]:
+def load_photos(images_dir: Path | None, count: int, seed: int) -> tuple[list[tuple[str, bytes]], str]:
     """``count`` (name, JPEG bytes) pairs: a seeded sample of real photos, or synthetic ones."""
-    files = sorted(images_dir.glob("*.jpg")) if images_dir.is_dir() else []
+    files = sorted(images_dir.glob("*.jpg")) if images_dir and images_dir.is_dir() else []
     if files:
         rng = random.Random(seed)
         picked = rng.sample(files, count) if count <= len(files) else [rng.choice(files) for _ in range(count)]
@@ -114,7 +114,7 @@ def load_photos(images_dir: Path, count: int, seed: int) -> tuple[list[tuple[str
         buf = io.BytesIO()
         Image.fromarray(arr, "RGB").save(buf, "JPEG", quality=90)
         photos.append((f"synthetic-{i}.jpg", buf.getvalue()))
-    return photos, f"synthetic 200x150 JPEGs ({images_dir} not found)"
+    return photos, "synthetic 200x150 JPEGs (" + (f"{images_dir} not found" if images_dir else "no --images given") + ")"
 
 
 # --------------------------------------------------------------------------- the stack
@@ -574,7 +574,8 @@ def main(argv=None) -> int:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432",
                         help="server URL without a database name; a throwaway database is created there")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="a Redis database for this run")
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "ham10000" / "images")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="folder of JPEG photos to upload, e.g. DATA/ham10000/images (synthetic photos without it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=0, help="loopback port for gunicorn (default: a free one)")
     parser.add_argument("--timeout", type=float, default=1800, help="global bound in seconds; everything stops then")
