@@ -107,6 +107,12 @@ class Classifier:
         return getattr(self.runtime, "name", "keras")
 
     @property
+    def engine_file(self) -> str:
+        """The model file that computes the outputs (``model.keras``, ``model_int8.tflite``...):
+        one version can be served by several, whose outputs differ slightly."""
+        return Path(getattr(self.runtime, "path", self.metadata.get("model_file", "model.keras"))).name
+
+    @property
     def model(self):
         """The Keras model (Grad-CAM, evaluation). Under LiteRT it is loaded on first use, which
         imports TensorFlow into this process: serving itself never needs it."""

@@ -114,7 +114,7 @@ def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path
     from .preprocessing import prepare_batch
 
     digest = hashlib.sha256("\n".join(s.path for s in samples).encode()).hexdigest()[:16]
-    engine = Path(getattr(classifier.runtime, "path", classifier.runtime_name)).stem
+    engine = Path(classifier.engine_file).stem
     cache = Path(cache_dir) / f"scores-{classifier.version}-{engine}-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as data:

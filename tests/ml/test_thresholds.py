@@ -73,23 +73,17 @@ def test_write_threshold_changes_only_its_keys(tmp_path):
     assert written["malignancy_threshold"]["threshold"] == 0.1234567
 
 
-class _Engine:
-    def __init__(self, path, offset):
-        self.path, self.offset = path, offset
-
-
 class _StandInClassifier:
     """What ``score_split`` uses of a Classifier: one version, served by one engine file."""
 
     version, input_size, preprocessing, gate, classes = "v1", (16, 16), "efficientnet_lite", None, []
 
     def __init__(self, engine_file, offset):
-        self.runtime = _Engine(engine_file, offset)
-        self.runtime_name = "litert" if engine_file.endswith(".tflite") else "keras"
+        self.engine_file, self.offset = engine_file, offset
 
     def forward(self, batch):
         n = len(batch)
-        return np.full((n, 3), self.runtime.offset, dtype=np.float32), np.zeros((n, 4), dtype=np.float32)
+        return np.full((n, 3), self.offset, dtype=np.float32), np.zeros((n, 4), dtype=np.float32)
 
 
 def test_score_cache_keeps_engines_of_one_version_apart(tmp_path):
