@@ -320,13 +320,14 @@ def run_training(args, splits) -> dict:
     if args.finetune_epochs > 0 and tap_layer and not args.no_tap:
         t0 = time.time()
         ft_views = views[: args.finetune_views] if args.finetune_views else views
+        train_batchnorm = bool(getattr(args, "finetune_batchnorm", False))
         taps = [load_features(tap_cache, "train", v, len(splits["train"]), key="tap")[train_known] for v in ft_views]
         tap_val = load_features(tap_cache, "val", 0, len(splits["val"]), key="tap")
         back, ft_history, ft_best = finetune_tail(
             backbone, tap_layer, head, taps, y["train"][train_known], tap_val[val_known], y["val"][val_known], n_classes,
             epochs=args.finetune_epochs, lr=args.finetune_lr, seed=args.seed,
             class_weight_power=args.class_weight_power, patience=args.finetune_patience,
-            train_batchnorm=getattr(args, "finetune_batchnorm", False),
+            train_batchnorm=train_batchnorm,
         )
         del taps
         # the tail changed, so every embedding (gate, logits) is recomputed from the taps
@@ -336,7 +337,7 @@ def run_training(args, splits) -> dict:
         wall["finetune_s"] = round(time.time() - t0, 1)
         finetune = {"epochs_run": len(ft_history["loss"]), "best_epoch": ft_best, "lr": args.finetune_lr,
                     "views": ft_views, "trained_from": tap_layer, "patience": args.finetune_patience, "history": ft_history,
-                    "batchnorm": "trained" if getattr(args, "finetune_batchnorm", False) else "frozen",
+                    "batchnorm": "trained" if train_batchnorm else "frozen",
                     "init_from": start}
         history["finetune_from_epoch"] = len(history["loss"])
         for key in ft_history:
