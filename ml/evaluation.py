@@ -219,7 +219,7 @@ def _forward_images(classifier, images, batch_size: int):
 
 
 def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path | None = None, batch_size: int = 64,
-                   runtime: str | None = None) -> dict:
+                   runtime: str | None = None, external: dict | None = None) -> dict:
     """Score an exported artifact on a held-out split, reading the image files.
 
     ``runtime`` as in ``Classifier.load``: by default the engine the site serves (the artifact's
@@ -232,16 +232,7 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     codes = [c for c, _ in classifier.classes]
     samples = splits[split]
     size = classifier.input_size
-    logits, skin = [], []
-    t_forward = 0.0
-    for i in range(0, len(samples), 256):
-        chunk = [load_training_image(s, size) for s in samples[i : i + 256]]
-        t = time.time()
-        lg, _, ok = _forward_images(classifier, chunk, batch_size)
-        t_forward += time.time() - t
-        logits.append(lg)
-        skin.append(ok)
-    logits, skin = np.concatenate(logits), np.concatenate(skin)
+    logits, skin, t_forward = forward_samples(classifier, samples, batch_size)
     probs = softmax(logits, classifier.temperature)
     raw = softmax(logits, 1.0)
     y = _labels(samples, codes)
@@ -249,6 +240,8 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     report["abstention"] = abstention_report(probs, y, samples, codes, classifier.min_confidence)
     if classifier.gate is not None:
         report["gate_false_rejection"] = float(1.0 - skin.mean())
+        src = np.array([s.source for s in samples])
+        report["gate_false_rejection_per_source"] = {k: float(1.0 - skin[src == k].mean()) for k in sorted(set(src))}
         report["nonskin_gate"] = gate_report(classifier.model, classifier.gate, classifier.preprocessing, size)
 
     # Watermark check 1: paste a replica DermNet logo onto HAM photos; a model that learned
@@ -285,6 +278,8 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
                 "dermnet_top1_logo_left_in": float(np.mean(p_unc.argmax(1) == yy)),
             }
         )
+    if external:
+        report["external"] = {name: external_report(classifier, items, batch_size) for name, items in external.items()}
     report["ms_per_image_forward"] = 1000.0 * t_forward / max(len(samples), 1)
     report["wall_s"] = round(time.time() - started, 1)
     report["model_version"] = classifier.version
@@ -301,13 +296,75 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     return report
 
 
+def melanoma_vs_nevus(probs: np.ndarray, skin: np.ndarray, samples, codes: Sequence[str],
+                      malignancy_threshold: float | None) -> dict:
+    """A melanoma-versus-nevus set (PH2) as the product sees it: the melanoma AUC of p(mel) and
+    of the summed skin-cancer probability the triage uses, and, at the triage's threshold, how
+    many melanomas reach the urgent tier (a photo the gate rejects never does) and how many nevi
+    stay out of it. Plus the 7-class HAM report of the same photos (per-class recall)."""
+    from .metrics import roc_auc
+    from .thresholds import malignancy_scores
+
+    codes = list(codes)
+    y = _labels(samples, codes)
+    labels = np.array([s.label for s in samples])
+    mel, nv = labels == "mel", labels == "nv"
+    both = mel | nv
+    score = malignancy_scores(probs, codes)
+    out = {
+        "n": int(both.sum()), "melanomas": int(mel.sum()), "nevi": int(nv.sum()),
+        "mel_auc": roc_auc(mel[both], probs[both, codes.index("mel")]),
+        "malignancy_auc": roc_auc(mel[both], score[both]),
+        "gate_false_rejection": float(1.0 - skin.mean()) if len(skin) else None,
+        "ham7": {k: v for k, v in classification_report(y[both], probs[both], codes, _indices(codes, HAM_CODES)).items()
+                 if k != "confusion_matrix"},
+    }
+    if malignancy_threshold is not None:
+        urgent = (score >= malignancy_threshold) & skin
+        out["at_triage_threshold"] = {
+            "threshold": float(malignancy_threshold),
+            "melanoma_sensitivity": float(urgent[mel].mean()) if mel.any() else None,
+            "nevus_specificity": float((~urgent)[nv].mean()) if nv.any() else None,
+        }
+    return out
+
+
+def forward_samples(classifier, samples, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, float]:
+    """Logits and the gate's verdict for photos read from their files (watermark cropped),
+    and the seconds spent in the network."""
+    from .data import load_training_image
+
+    logits, skin, seconds = [], [], 0.0
+    for i in range(0, len(samples), 256):
+        chunk = [load_training_image(s, classifier.input_size) for s in samples[i : i + 256]]
+        t = time.time()
+        lg, _, ok = _forward_images(classifier, chunk, batch_size)
+        seconds += time.time() - t
+        logits.append(lg)
+        skin.append(ok)
+    if not logits:
+        return np.zeros((0, len(classifier.classes))), np.zeros(0, dtype=bool), 0.0
+    return np.concatenate(logits), np.concatenate(skin), seconds
+
+
+def external_report(classifier, samples, batch_size: int = 64) -> dict:
+    """An external test set (never trained on, never used to choose anything)."""
+    from .inference import softmax
+
+    logits, skin, _ = forward_samples(classifier, samples, batch_size)
+    probs = softmax(logits, classifier.temperature)
+    threshold = (classifier.metadata.get("thresholds") or {}).get("malignancy")
+    return melanoma_vs_nevus(probs, skin, samples, [c for c, _ in classifier.classes], threshold)
+
+
 def summary_of(report: dict) -> dict:
     def pick(r):
         return {k: r.get(k) for k in ("n", "balanced_accuracy", "top1_accuracy", "top4_accuracy", "macro_auc", "ece", "ece_uncalibrated", "mel_auc", "mel_sensitivity_at_80_specificity") if k in r}
 
     out = {k: pick(report[k]) for k in ("all", "product12", "ham7", "ham7_lesion_level") if k in report}
     out["per_source"] = {k: pick(v) for k, v in report.get("per_source", {}).items()}
-    for key in ("abstention", "gate_false_rejection", "watermark_check", "ms_per_image_forward", "wall_s"):
+    for key in ("abstention", "gate_false_rejection", "gate_false_rejection_per_source", "external",
+                "watermark_check", "ms_per_image_forward", "wall_s"):
         if key in report:
             out[key] = report[key]
     if "nonskin_gate" in report:

@@ -69,19 +69,22 @@ class MahalanobisGate:
         skin_pixel_std: np.ndarray | None = None,
         max_false_rejection: float = 0.02,
         contrast_share: float = 0.25,
+        groups=None,
     ) -> float:
-        """Set the thresholds so at most ``max_false_rejection`` of these skin photos are rejected."""
+        """Set the thresholds so at most ``max_false_rejection`` of these skin photos are rejected;
+        with ``groups`` (a data source per photo), at most that share of *each* group: the
+        loosest of the per-group thresholds is kept."""
         distance = self.distance(skin_embeddings)
-        passed = np.ones(len(distance), dtype=bool)
-        budget = max_false_rejection
-        if skin_pixel_std is not None:
-            skin_pixel_std = np.asarray(skin_pixel_std, dtype=np.float64)
-            self.min_pixel_std = float(np.quantile(skin_pixel_std, max_false_rejection * contrast_share))
-            passed = skin_pixel_std >= self.min_pixel_std
-            budget = max_false_rejection - (1.0 - passed.mean())
-        # among the photos that pass the contrast check, reject at most the rest of the budget
-        share = max(budget, 0.0) * len(distance) / max(passed.sum(), 1)
-        self.threshold = float(np.quantile(distance[passed], 1.0 - share))
+        stds = None if skin_pixel_std is None else np.asarray(skin_pixel_std, dtype=np.float64)
+        labels = np.zeros(len(distance), dtype=int) if groups is None else np.asarray(groups)
+        thresholds, min_stds = [], []
+        for group in np.unique(labels):
+            m = labels == group
+            t, s = _thresholds(distance[m], None if stds is None else stds[m], max_false_rejection, contrast_share)
+            thresholds.append(t)
+            min_stds.append(s)
+        self.threshold = float(max(thresholds))
+        self.min_pixel_std = float(min(min_stds))
         return self.threshold
 
     def is_skin(self, embeddings: np.ndarray, batch: np.ndarray | None = None) -> np.ndarray:
@@ -95,6 +98,20 @@ class MahalanobisGate:
     def save(self, directory: str | Path) -> dict:
         np.savez_compressed(Path(directory) / GATE_FILE, means=self.means, precision=self.precision)
         return {"method": "mahalanobis", "file": GATE_FILE, "threshold": self.threshold, "min_pixel_std": self.min_pixel_std}
+
+
+def _thresholds(distance, pixel_std, max_false_rejection, contrast_share) -> tuple[float, float]:
+    """(distance threshold, minimum contrast) rejecting at most the budget of these photos, a
+    ``contrast_share`` of it spent on the contrast check."""
+    passed = np.ones(len(distance), dtype=bool)
+    budget, min_std = max_false_rejection, 0.0
+    if pixel_std is not None:
+        min_std = float(np.quantile(pixel_std, max_false_rejection * contrast_share))
+        passed = pixel_std >= min_std
+        budget = max_false_rejection - (1.0 - passed.mean())
+    # among the photos that pass the contrast check, reject at most the rest of the budget
+    share = max(budget, 0.0) * len(distance) / max(passed.sum(), 1)
+    return float(np.quantile(distance[passed], 1.0 - share)), min_std
 
 
 def load_gate(directory: str | Path, config: dict) -> MahalanobisGate:

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -257,23 +258,9 @@ def _select(samples, mask):
 
 
 def run_training(args, splits) -> dict:
-    """The whole pipeline behind ``python -m ml train``."""
-    import keras
-
-    from . import calibration
-    from .architectures import build_serving_model
-    from .artifact import write_artifact
-    from .classes import label_for
-    from .evaluation import (
-        abstention_report,
-        evaluate_probabilities,
-        gate_report,
-        plot_confusion,
-        plot_history,
-    )
+    """The cached recipe behind ``python -m ml train``: frozen features, a head, optionally the
+    last stages fine-tuned on cached activations, then ``finish_artifact``."""
     from .features import available_views, load_features
-    from .gate import MahalanobisGate
-    from .inference import softmax
 
     wall = {"started": time.time()}
     if getattr(args, "max_per_split", None):
@@ -343,6 +330,139 @@ def run_training(args, splits) -> dict:
         for key in ft_history:
             history[key] += ft_history[key]
 
+    training = {
+        "recipe": "cached",
+        "seed": args.seed,
+        "views": views,
+        "epochs_run": len(history["loss"]),
+        "best_epoch": best_epoch,
+        "hidden": args.hidden,
+        "dropout": args.dropout,
+        "lr": args.lr,
+        "class_weights": f"balanced ** {args.class_weight_power}",
+        "finetune": finetune,
+    }
+    return finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall)
+
+
+def recipe_from_args(args):
+    from .preprocessing import with_colour_constancy
+    from .whole_network import Recipe
+
+    from .architectures import preprocessing_of
+
+    return Recipe(
+        arch=args.arch, input_size=args.input_size,
+        preprocessing=with_colour_constancy(preprocessing_of(args.arch), args.colour_constancy),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay, dropout=args.dropout, label_smoothing=args.label_smoothing,
+        batchnorm=args.batchnorm, precision=args.precision, sampling_power=args.sampling_power,
+        loss_power=args.loss_power, photos_per_epoch=args.photos_per_epoch, seed=args.seed,
+    )
+
+
+def build_backbone_for(recipe, weights):
+    """The backbone a recipe trains, in its precision (bf16 compute, float32 weights)."""
+    import keras
+
+    from .architectures import build_backbone
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if recipe.precision == "bfloat16" else "float32")
+    try:
+        backbone = build_backbone(recipe.arch, (recipe.input_size, recipe.input_size), weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return replace(backbone, preprocessing=recipe.preprocessing)
+
+
+def run_whole_network(args, splits) -> dict | None:
+    """``python -m ml train --recipe whole``: train every layer (resumable), then the same
+    calibration, gate and artifact as the cached recipe. Returns None when the run stopped
+    before its last epoch (``--epochs-now``) and ``--finish-now`` was not given."""
+    from . import whole_network as wn
+
+    wall = {"started": time.time()}
+    if getattr(args, "max_per_split", None):
+        splits = {k: v[: args.max_per_split] for k, v in splits.items()}
+    recipe = recipe_from_args(args)
+    codes = class_codes(args.other)
+    y = {k: encode_labels(v, codes) for k, v in splits.items()}
+    keep = {k: y[k] >= 0 for k in splits}
+    checkpoint = args.checkpoint or (args.runs / (args.version or args.out.name) / "checkpoint")
+    t0 = time.time()
+    train_images = wn.decode_photos(_select(splits["train"], keep["train"]), recipe.input_size)
+    val_images = wn.decode_photos(_select(splits["val"], keep["val"]), recipe.input_size)
+    wall["decode_s"] = round(time.time() - t0, 1)
+    import keras
+
+    keras.utils.set_random_seed(recipe.seed)  # the same start for the same recipe
+    backbone = build_backbone_for(recipe, args.weights)
+    t0 = time.time()
+    model, head, state = wn.train(
+        backbone.model, train_images, y["train"][keep["train"]], val_images, y["val"][keep["val"]], len(codes),
+        recipe, checkpoint, resume=args.resume, max_epochs_now=args.epochs_now,
+    )
+    wall["training_s_this_call"] = round(time.time() - t0, 1)
+    wall["training_s_all_calls"] = round(float(sum(state["epoch_seconds"])), 1)
+    del train_images, val_images
+    if not state["finished"] and not args.finish_now:
+        log.info("stopped after epoch %d of %d; go on with the same command and --resume (checkpoint %s)",
+                 state["epochs_done"], recipe.epochs, checkpoint)
+        return None
+    if recipe.precision != "float32":  # the artifact computes in float32, whatever trained it
+        trained = model.get_weights()
+        backbone = build_backbone_for(replace(recipe, precision="float32"), None)
+        model, head = wn.build_model(backbone.model, len(codes), recipe)
+        model.set_weights(trained)
+    t0 = time.time()
+    emb = embed_splits(backbone, splits, recipe)
+    wall["embedding_s"] = round(time.time() - t0, 1)
+    training = {
+        "recipe": "whole",
+        **{k: v for k, v in state["recipe"].items()},
+        "epochs_run": state["epochs_done"],
+        "best_epoch": state["best_epoch"],
+        "best_val_balanced_accuracy": state["best_score"],
+        "epoch_seconds": state["epoch_seconds"],
+        "photos_per_second": state["photos_per_second"],
+        "finished": state["finished"],
+        "checkpoint": str(checkpoint),
+    }
+    return finish_artifact(args, splits, codes, backbone, head, emb, state["history"], training, wall)
+
+
+def embed_splits(backbone, splits, recipe, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Clean-view embeddings of every split, through the serving decoder and ``prepare_batch``."""
+    import tensorflow as tf
+
+    from .features import training_batch
+
+    forward = tf.function(lambda x: backbone.model(x, training=False), reduce_retracing=True)
+    size = (recipe.input_size, recipe.input_size)
+    out = {}
+    for name, samples in splits.items():
+        parts = [np.asarray(forward(tf.constant(training_batch(samples[i : i + batch_size], 0, recipe.seed, size, recipe.preprocessing))))
+                 for i in range(0, len(samples), batch_size)]
+        out[name] = np.concatenate(parts) if parts else np.zeros((0, backbone.model.output_shape[-1]), np.float32)
+    return out
+
+
+def finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall) -> dict:
+    """Everything after the network is trained, shared by both recipes: temperature, the
+    uncertainty threshold, the not-skin gate, metrics on the held-out splits, plots, and the
+    artifact folder with its metadata. ``emb`` holds the clean-view embeddings per split."""
+    import keras
+
+    from . import calibration
+    from .architectures import build_serving_model
+    from .artifact import write_artifact
+    from .classes import label_for
+    from .evaluation import abstention_report, evaluate_probabilities, gate_report, plot_confusion, plot_history
+    from .gate import MahalanobisGate
+    from .inference import softmax
+
+    y = {k: encode_labels(v, codes) for k, v in splits.items()}
+    val_known = y["val"] >= 0
     logits = {k: head.predict(emb[k], batch_size=2048, verbose=0) for k in splits}
     temperature = calibration.fit_temperature(logits["val"][val_known], y["val"][val_known])
     probs = {k: softmax(v, temperature) for k, v in logits.items()}
@@ -358,7 +478,10 @@ def run_training(args, splits) -> dict:
     gate_labels = np.array([s.label for s in splits["train"]])
     gate = MahalanobisGate.fit(emb["train"], gate_labels)
     pixel_std = {k: _pixel_std(splits[k], backbone.preprocessing, args) for k in ("val", "test")}
-    gate.calibrate(emb["val"], pixel_std["val"], max_false_rejection=args.max_false_rejection)
+    # the budget holds for every source on its own: a clinic whose photos sit at the edge of the
+    # embedding cloud must not lose its melanomas to the gate for the others' sake
+    gate.calibrate(emb["val"], pixel_std["val"], max_false_rejection=args.max_false_rejection,
+                   groups=[s.source for s in splits["val"]])
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -376,6 +499,7 @@ def run_training(args, splits) -> dict:
         metrics[split]["abstention"] = abstention_report(probs[split], y[split], splits[split], codes, min_confidence)
         skin_ok = (gate.distance(emb[split]) <= gate.threshold) & (pixel_std[split] >= gate.min_pixel_std)
         metrics[split]["gate_false_rejection"] = float(1.0 - skin_ok.mean())
+        metrics[split]["gate_false_rejection_per_source"] = per_source_rate(~skin_ok, splits[split])
     nonskin = gate_report(serving, gate, backbone.preprocessing, (args.input_size, args.input_size))
     metrics["nonskin_gate"] = nonskin
     metrics["temperature"] = temperature
@@ -407,22 +531,10 @@ def run_training(args, splits) -> dict:
         "gate": {**gate_config, "max_false_rejection": args.max_false_rejection},
         "other_handling": args.other,
         "metrics": _round(metrics),
-        "training": {
-            "seed": args.seed,
-            "views": views,
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch,
-            "hidden": args.hidden,
-            "dropout": args.dropout,
-            "lr": args.lr,
-            "class_weights": f"balanced ** {args.class_weight_power}",
-            "finetune": finetune,
-            "wall_times_s": wall,
-            "command": "python -m ml " + " ".join(sys.argv[1:]),
-        },
+        "training": {**training, "wall_times_s": wall, "command": "python -m ml " + " ".join(sys.argv[1:])},
         "training_data": summarise(splits),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "licence": "weights derived from HAM10000 (CC BY-NC-SA 4.0) and DermNet NZ (CC BY-NC-ND 3.0 NZ): non-commercial use only",
+        "licence": licence_for(splits),
     }
     metadata = write_artifact(out, metadata)
     (run_dir / "history.json").write_text(json.dumps(history))
@@ -430,6 +542,25 @@ def run_training(args, splits) -> dict:
     log.info("wrote %s (test: %s)", out, _headline(metrics["test"]))
     keras.backend.clear_session()
     return metadata
+
+
+LICENCES = {
+    "ham": "HAM10000 (CC BY-NC-SA 4.0)",
+    "dermnet": "DermNet NZ (CC BY-NC-ND 3.0 NZ)",
+    "derm7pt": "derm7pt (non-commercial research use)",
+}
+
+
+def licence_for(splits) -> str:
+    sources = sorted({s.source for v in splits.values() for s in v})
+    names = [LICENCES.get(src, f"{src} (see its licence)") for src in sources]
+    return "weights derived from " + ", ".join(names) + ": non-commercial use only"
+
+
+def per_source_rate(flags: np.ndarray, samples) -> dict[str, float]:
+    """Share of flagged photos per data source."""
+    src = np.array([s.source for s in samples])
+    return {name: float(np.mean(flags[src == name])) for name in sorted(set(src))}
 
 
 def _pixel_std(samples, mode: str, args) -> np.ndarray:

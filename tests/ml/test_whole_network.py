@@ -1,0 +1,114 @@
+"""The whole-network recipe (``python -m ml train --recipe whole``) on a few generated photos:
+a tiny run that ends in a served artifact, a resume that goes on where it stopped, and the
+sampling and schedule it rests on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ml.artifact import read_metadata
+from ml.cli import main
+from ml.whole_network import (
+    BEST_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    CheckpointError,
+    Recipe,
+    class_power_weights,
+    epoch_draws,
+)
+
+from .conftest import spot_image, write_dermnet, write_ham
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("whole")
+    write_ham(root / "ham", lesions_per_class=6, photos_per_lesion=2)
+    write_dermnet(root / "dermnet", per_class=6)
+    return root
+
+
+def whole_args(root, out, checkpoint, *extra):
+    return [
+        "train", "--recipe", "whole", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet"),
+        "--arch", "baseline_cnn", "--weights", "none", "--input-size", "32", "--batch-size", "16",
+        "--lr", "3e-3", "--warmup-epochs", "0.5", "--dropout", "0.0", "--photos-per-epoch", "48",
+        "--out", str(out), "--checkpoint", str(checkpoint), "--runs", str(root / "runs"), "--threads", "1", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def straight(data):
+    """Three epochs in one call: the reference for the resumed run."""
+    out, ck = data / "art" / "straight", data / "ck" / "straight"
+    assert main(whole_args(data, out, ck, "--epochs", "3")) == 0
+    return {"out": out, "checkpoint": ck}
+
+
+def test_a_tiny_whole_network_run_ships_a_served_artifact(straight):
+    from ml.inference import Classifier
+
+    meta = read_metadata(straight["out"], verify=True)
+    assert meta["preprocessing"] == "unit+sog6"  # colour constancy named in the one pipeline string
+    t = meta["training"]
+    assert t["recipe"] == "whole" and t["epochs_run"] == 3 and t["finished"] is True
+    assert 1 <= t["best_epoch"] <= 3 and t["batchnorm"] == "train" and t["precision"] == "float32"
+    assert len(meta["training"]["epoch_seconds"]) == 3
+    assert set(meta["metrics"]["val"]["gate_false_rejection_per_source"]) == {"ham", "dermnet"}
+    clf = Classifier.load(straight["out"])
+    results = clf.predict([spot_image("mel", 3), spot_image("acne", 4)])
+    assert all(abs(sum(p.probability for p in r.predictions) - 1.0) < 1e-4 for r in results)
+
+
+def test_resume_goes_on_where_the_run_stopped_and_ends_where_an_unbroken_run_ends(data, straight):
+    out, ck = data / "art" / "resumed", data / "ck" / "resumed"
+    # first session: one epoch of three, no artifact yet
+    assert main(whole_args(data, out, ck, "--epochs", "3", "--epochs-now", "1")) == 0
+    state = json.loads((ck / STATE_FILE).read_text())
+    assert state["epochs_done"] == 1 and state["finished"] is False
+    assert (ck / LAST_FILE).is_file() and (ck / BEST_FILE).is_file() and not out.exists()
+    # a second start without --resume would overwrite the run: refused
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        main(whole_args(data, out, ck, "--epochs", "3"))
+    # a resume with another recipe is refused too
+    with pytest.raises(CheckpointError, match="another recipe"):
+        main(whole_args(data, out, ck, "--epochs", "3", "--resume", "--lr", "1e-2"))
+    # next session: the other two epochs
+    assert main(whole_args(data, out, ck, "--epochs", "3", "--resume")) == 0
+    resumed = json.loads((ck / STATE_FILE).read_text())
+    reference = json.loads((straight["checkpoint"] / STATE_FILE).read_text())
+    assert resumed["epochs_done"] == 3 and resumed["finished"] is True
+    assert resumed["history"]["loss"][0] == state["history"]["loss"][0]  # epoch 1 kept, not redone
+    # same draws, same views, same optimizer state: the curves of an unbroken run
+    np.testing.assert_allclose(resumed["history"]["loss"], reference["history"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(resumed["history"]["val_loss"], reference["history"]["val_loss"], rtol=1e-4)
+    assert read_metadata(out)["training"]["epochs_run"] == 3
+
+
+def test_epoch_draws_are_fixed_by_seed_and_epoch_and_balance_the_classes():
+    y = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    recipe = Recipe(sampling_power=0.5, seed=3)
+    a, b = epoch_draws(y, 3, recipe, 1), epoch_draws(y, 3, recipe, 1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, epoch_draws(y, 3, recipe, 2))
+    share = np.bincount(y[a], minlength=3) / len(a)
+    # weight n ** -0.5 per photo: classes drawn in proportion to sqrt(n): 30 : 9.5 : 3.2
+    np.testing.assert_allclose(share, np.sqrt([900, 90, 10]) / np.sqrt([900, 90, 10]).sum(), atol=0.04)
+    full = epoch_draws(y, 3, Recipe(sampling_power=1.0), 1)
+    assert np.bincount(y[full], minlength=3).min() > 250  # every class about a third
+
+
+def test_loss_weights_complete_the_balance_and_keep_a_mean_of_one():
+    y = np.array([0] * 900 + [1] * 100)
+    w = class_power_weights(y, 2, 0.5)
+    assert w[y].mean() == pytest.approx(1.0)
+    assert w[1] / w[0] == pytest.approx(3.0)  # sqrt(900 / 100)
+
+
+def test_recipe_refuses_unknown_modes():
+    with pytest.raises(ValueError):
+        Recipe(batchnorm="sometimes")
+    with pytest.raises(ValueError):
+        Recipe(precision="int4")
