@@ -31,6 +31,7 @@ import numpy as np
 from .augmentation import strong_view
 from .data import load_training_image
 from .preprocessing import normalize, prepare_batch
+from .training import HISTORY_KEYS, empty_history
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,74 @@ def load_best_weights(directory: Path) -> list[np.ndarray]:
 
 # --------------------------------------------------------------------------- the loop
 
+def make_train_step(model, optimizer, loss_weights: np.ndarray, n_classes: int, smoothing: float):
+    """One optimizer step on a batch: class-weighted (optionally smoothed) cross-entropy."""
+    import tensorflow as tf
+
+    weights = tf.constant(loss_weights, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(x, training=True), tf.float32)
+            onehot = tf.one_hot(y, n_classes) * (1.0 - smoothing) + smoothing / n_classes
+            per_photo = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
+            w = tf.gather(weights, y)
+            loss = tf.reduce_sum(per_photo * w) / tf.reduce_sum(w)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
+
+    return train_step
+
+
+def make_validator(model, val_images: Sequence, y_val: np.ndarray, recipe: Recipe):
+    """() -> (balanced accuracy, loss, accuracy) on the clean validation photos."""
+    import tensorflow as tf
+
+    from .metrics import balanced_accuracy
+
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    size = (recipe.input_size, recipe.input_size)
+
+    def validate():
+        logits = np.concatenate([
+            np.asarray(forward(tf.constant(prepare_batch(val_images[i : i + 128], size, recipe.preprocessing))), np.float32)
+            for i in range(0, len(val_images), 128)
+        ])
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return (balanced_accuracy(y_val, logits.argmax(1)), float(-np.mean(np.log(p[np.arange(len(y_val)), y_val] + 1e-12))),
+                float(np.mean(logits.argmax(1) == y_val)))
+
+    return validate
+
+
+def run_epoch(train_step, pool, train_images: Sequence, y_train: np.ndarray, n_classes: int, recipe: Recipe,
+              epoch: int) -> tuple[float, float, int]:
+    """One epoch of draws, the next batch augmented in ``pool`` while this one trains.
+    Returns (mean loss, mean accuracy, photos drawn)."""
+    import tensorflow as tf
+
+    draws = epoch_draws(y_train, n_classes, recipe, epoch)
+    starts = list(range(0, len(draws), recipe.batch_size))
+
+    def load(start):
+        idx = draws[start : start + recipe.batch_size]
+        return view_batch([train_images[i] for i in idx], recipe, epoch, start), y_train[idx].astype(np.int32)
+
+    losses, accs = [], []
+    future = pool.submit(load, starts[0])
+    for b in range(len(starts)):
+        x, y = future.result()
+        if b + 1 < len(starts):
+            future = pool.submit(load, starts[b + 1])
+        loss, acc = train_step(tf.constant(x), tf.constant(y))
+        losses.append(float(loss))
+        accs.append(float(acc))
+    return float(np.mean(losses)), float(np.mean(accs)), len(draws)
+
+
 def train(
     backbone_model,
     train_images: Sequence,
@@ -215,10 +284,6 @@ def train(
     epoch's weights.
     """
     import keras
-    import tensorflow as tf
-
-    from .metrics import balanced_accuracy
-    from .training import empty_history
 
     checkpoint_dir = Path(checkpoint_dir)
     state = read_state(checkpoint_dir, recipe) if resume else None
@@ -226,36 +291,10 @@ def train(
         raise CheckpointError(f"{checkpoint_dir} already holds a run: pass resume, or use another folder")
     keras.utils.set_random_seed(recipe.seed)
     model, head = build_model(backbone_model, n_classes, recipe)
-    steps = int(np.ceil((recipe.photos_per_epoch or len(y_train)) / recipe.batch_size))
-    optimizer = make_optimizer(recipe, steps)
-    loss_weights = tf.constant(class_power_weights(y_train, n_classes, recipe.loss_power), tf.float32)
-    smoothing = float(recipe.label_smoothing)
-
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = tf.cast(model(x, training=True), tf.float32)
-            onehot = tf.one_hot(y, n_classes) * (1.0 - smoothing) + smoothing / n_classes
-            per_photo = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
-            w = tf.gather(loss_weights, y)
-            loss = tf.reduce_sum(per_photo * w) / tf.reduce_sum(w)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
-
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    size = (recipe.input_size, recipe.input_size)
-
-    def validate():
-        logits = np.concatenate([
-            np.asarray(forward(tf.constant(prepare_batch(val_images[i : i + 128], size, recipe.preprocessing))), np.float32)
-            for i in range(0, len(val_images), 128)
-        ])
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        return (balanced_accuracy(y_val, logits.argmax(1)), float(-np.mean(np.log(p[np.arange(len(y_val)), y_val] + 1e-12))),
-                float(np.mean(logits.argmax(1) == y_val)))
-
+    optimizer = make_optimizer(recipe, int(np.ceil((recipe.photos_per_epoch or len(y_train)) / recipe.batch_size)))
+    train_step = make_train_step(model, optimizer, class_power_weights(y_train, n_classes, recipe.loss_power),
+                                 n_classes, float(recipe.label_smoothing))
+    validate = make_validator(model, val_images, y_val, recipe)
     if state is None:
         state = {"recipe": asdict(recipe), "epochs_done": 0, "history": empty_history(), "best_epoch": 0,
                  "best_score": -1.0, "epoch_seconds": [], "photos_per_second": []}
@@ -270,32 +309,14 @@ def train(
             if max_epochs_now is not None and done_now >= max_epochs_now:
                 break
             t0 = time.time()
-            draws = epoch_draws(y_train, n_classes, recipe, epoch)
-            starts = list(range(0, len(draws), recipe.batch_size))
-
-            def load(start, draws=draws, epoch=epoch):
-                idx = draws[start : start + recipe.batch_size]
-                return view_batch([train_images[i] for i in idx], recipe, epoch, start), y_train[idx].astype(np.int32)
-
-            losses, accs = [], []
-            future = pool.submit(load, starts[0])
-            for b, _ in enumerate(starts):
-                x, y = future.result()
-                if b + 1 < len(starts):
-                    future = pool.submit(load, starts[b + 1])
-                loss, acc = train_step(tf.constant(x), tf.constant(y))
-                losses.append(float(loss))
-                accs.append(float(acc))
+            loss, acc, drawn = run_epoch(train_step, pool, train_images, y_train, n_classes, recipe, epoch)
             train_s = time.time() - t0
             bal, vloss, vacc = validate()
             h = state["history"]
-            h["loss"].append(float(np.mean(losses)))
-            h["accuracy"].append(float(np.mean(accs)))
-            h["val_loss"].append(vloss)
-            h["val_accuracy"].append(vacc)
-            h["val_balanced_accuracy"].append(bal)
+            for key, value in zip(HISTORY_KEYS, (loss, acc, vloss, vacc, bal)):
+                h[key].append(value)
             state["epoch_seconds"].append(round(time.time() - t0, 1))
-            state["photos_per_second"].append(round(len(draws) / train_s, 1))
+            state["photos_per_second"].append(round(drawn / train_s, 1))
             state["epochs_done"] = epoch
             improved = bal > state["best_score"]
             if improved:
@@ -304,7 +325,7 @@ def train(
             save_checkpoint(checkpoint_dir, model, optimizer, state, best=improved)
             done_now += 1
             log.info("epoch %d/%d: loss %.4f val_loss %.4f val_bal_acc %.4f (%.0f s, %.1f photos/s)%s", epoch,
-                     recipe.epochs, h["loss"][-1], vloss, bal, state["epoch_seconds"][-1],
+                     recipe.epochs, loss, vloss, bal, state["epoch_seconds"][-1],
                      state["photos_per_second"][-1], " best" if improved else "")
     state["finished"] = state["epochs_done"] >= recipe.epochs
     if (checkpoint_dir / BEST_FILE).is_file():
