@@ -159,6 +159,16 @@ def cmd_thresholds(args) -> int:
     return 0
 
 
+def cmd_tta(args) -> int:
+    from .tta import choose_flips
+
+    splits = load_splits(args)
+    choices = tuple(int(v) for v in args.views.split(","))
+    report = choose_flips(args.model, splits["val"], choices=choices, min_gain=args.min_gain, write=args.write)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_fusion(args) -> int:
     from .fusion import fusion_experiment
     from .inference import Classifier
@@ -290,6 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the per-photo logits here for reuse (git-ignored)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_thresholds)
+
+    p = sub.add_parser("tta", help="measure test-time flips (1, 2, 4 views) on validation; --write serves the best")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--views", default="1,2,4", help="view counts to compare (1 must be among them)")
+    p.add_argument("--min-gain", type=float, default=0.005, help="balanced accuracy more views must add over one")
+    p.add_argument("--write", action="store_true", help="record the choice, its temperature and uncertainty threshold")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_tta)
 
     p = sub.add_parser("fusion", help="measure fusing age, sex and site with the image model (validation CV, test)")
     _add_data_args(p)

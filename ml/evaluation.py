@@ -283,7 +283,8 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     report["ms_per_image_forward"] = 1000.0 * t_forward / max(len(samples), 1)
     report["wall_s"] = round(time.time() - started, 1)
     report["model_version"] = classifier.version
-    report["engine"] = {"runtime": classifier.runtime_name, "file": classifier.engine_file}
+    report["engine"] = {"runtime": classifier.runtime_name, "file": classifier.engine_file,
+                        "test_time_flips": classifier.test_time_flips}
     report["split"] = split
     report["summary"] = summary_of(report)
     if out_dir is not None:

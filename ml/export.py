@@ -26,6 +26,7 @@ import numpy as np
 
 from .artifact import read_metadata, write_artifact
 from .runtime import MAX_DROP, LiteRTRuntime, choose_serving
+from .tta import with_flips
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,9 @@ def export_litert(model_dir: str | Path, samples, calibration_samples=None, vari
     one, thirty_two = inputs[:1], inputs[: min(32, len(inputs))]
 
     started = time.time()
+    flips = classifier.test_time_flips  # every engine is scored and timed as it will serve
     keras_logits, keras_emb = run_batches(classifier.forward, inputs)
+    one_view_logits = classifier.engine_forward(one)[0]
     keras = {"file": meta.get("model_file", "model.keras"), "size_bytes": model_path.stat().st_size,
              **score(keras_logits, keras_emb, samples, codes, temperature, classifier.gate, inputs),
              "eval_s": round(time.time() - started, 1)}
@@ -234,8 +237,8 @@ def export_litert(model_dir: str | Path, samples, calibration_samples=None, vari
         tmp.write_bytes(convert(model_path, name, representative if name.startswith("int8") else None))
         convert_s = time.time() - t
         tmp_files[name] = tmp
-        outputs = match_outputs(tmp, len(codes), one, keras_logits[:1])
-        runtime = LiteRTRuntime(tmp, len(codes), threads, outputs)
+        outputs = match_outputs(tmp, len(codes), one, one_view_logits)
+        runtime = with_flips(LiteRTRuntime(tmp, len(codes), threads, outputs), flips)
         t = time.time()
         logits, emb = run_batches(runtime, inputs)
         agreement = float(np.mean(logits.argmax(1) == keras_logits.argmax(1)))
@@ -277,9 +280,10 @@ def export_litert(model_dir: str | Path, samples, calibration_samples=None, vari
         if name not in kept and stale.exists():  # an older export that this run did not keep
             stale.unlink()
     section = {
-        "split": split, "photos": len(samples), "threads": threads, "max_drop": max_drop,
+        "split": split, "photos": len(samples), "threads": threads, "max_drop": max_drop, "test_time_flips": flips,
         "timing": f"median of {timing_repeats} calls at batch 1, {max(3, timing_repeats // 10)} at batch 32, "
-                  f"{threads} thread(s), after one warm-up call, the engines taking turns",
+                  f"{threads} thread(s), after one warm-up call, the engines taking turns; "
+                  f"{flips} view(s) of each photo per call (test-time flips)",
         "keras": keras, "variants": results,
     }
     kept_files = [results[n] for n in results if results[n]["kept"]]

@@ -21,6 +21,7 @@ from .artifact import ArtifactError, read_metadata
 from .classes import label_for
 from .preprocessing import open_image, prepare_batch
 from .runtime import load_runtime
+from .tta import views_of, with_flips
 
 MODEL_FILE = "model.keras"
 
@@ -77,6 +78,7 @@ class Classifier:
         self.preprocessing: str = metadata["preprocessing"]
         self.temperature: float = float(metadata.get("temperature") or 1.0)
         self.min_confidence: float = float((metadata.get("thresholds") or {}).get("min_confidence", 0.0))
+        self.test_time_flips: int = views_of(metadata)
         self.classes: list[tuple[str, str]] = [
             (c["code"], c.get("label") or label_for(c["code"])) for c in metadata["classes"]
         ]
@@ -113,6 +115,13 @@ class Classifier:
         return Path(getattr(self.runtime, "path", self.metadata.get("model_file", "model.keras"))).name
 
     @property
+    def engine_key(self) -> str:
+        """What makes this classifier's outputs what they are: the engine file and the number of
+        test-time views (a score cache must not mix them)."""
+        stem = Path(self.engine_file).stem
+        return stem if self.test_time_flips == 1 else f"{stem}-flips{self.test_time_flips}"
+
+    @property
     def model(self):
         """The Keras model (Grad-CAM, evaluation). Under LiteRT it is loaded on first use, which
         imports TensorFlow into this process: serving itself never needs it."""
@@ -130,6 +139,10 @@ class Classifier:
         return self._forward(batch)
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return with_flips(self.engine_forward, self.test_time_flips)(np.asarray(batch, dtype=np.float32))
+
+    def engine_forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One engine call on the batch as given, without the test-time flips."""
         if self.runtime is None:  # built directly around a Keras model
             from .runtime import split_outputs
 

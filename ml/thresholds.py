@@ -102,8 +102,8 @@ def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path
     """Logits, embeddings, input contrast and the gate's verdict for each photo of a split.
 
     With ``cache_dir`` the arrays are kept in ``<cache_dir>/scores-<version>-<engine>-<digest>.npz``
-    (keyed by the model version, the file that ran it and the photo list: the int8 engine's
-    logits are not the Keras model's), so the threshold and the fusion
+    (keyed by the model version, the file that ran it, the test-time views and the photo list:
+    the int8 engine's logits are not the Keras model's), so the threshold and the fusion
     experiments can reuse one pass over the photos. The gate's verdict is recomputed from
     the cached embedding and contrast each time, so a retuned gate is taken into account.
     """
@@ -114,7 +114,7 @@ def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path
     from .preprocessing import prepare_batch
 
     digest = hashlib.sha256("\n".join(s.path for s in samples).encode()).hexdigest()[:16]
-    engine = Path(classifier.engine_file).stem
+    engine = classifier.engine_key
     cache = Path(cache_dir) / f"scores-{classifier.version}-{engine}-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as data:
