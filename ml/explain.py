@@ -91,9 +91,11 @@ def occlusion_drops(
     ``input_size`` (h, w) and ``mode`` must be given. ``image`` is a decoded photo, or a uint8
     (H, W, 3) array. ``patch`` is a patch's width in grid cells (above 1, patches overlap);
     ``blur`` the blur radius of the filler as a fraction of the input side. Costs
-    ``grid``² + 1 forward passes, ``batch_size`` at a time.
+    ``grid``² + 1 forward passes, ``batch_size`` at a time. A classifier served with test-time
+    flips is occluded in the photo's own orientation only (``engine_forward``): the map shows
+    where that view is looked at, for a quarter of the cost of occluding every mirrored view.
     """
-    forward = getattr(model, "forward", model)
+    forward = getattr(model, "engine_forward", None) or getattr(model, "forward", model)
     input_size = tuple(input_size or getattr(model, "input_size", ()) or ()) or None
     mode = mode or getattr(model, "preprocessing", None)
     if input_size is None or mode is None:

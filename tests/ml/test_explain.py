@@ -79,6 +79,22 @@ def test_shape_range_and_cost():
     assert sum(calls) == 5 * 5 + 1 and max(calls) <= 7
 
 
+def test_a_classifier_with_test_time_flips_is_occluded_in_one_view():
+    """The map is of the photo as taken: one engine pass per occluded copy, not four."""
+    from types import SimpleNamespace
+
+    from ml.tta import with_flips
+
+    calls = []
+    engine = region_forward(calls=calls)
+    clf = SimpleNamespace(engine_forward=engine, forward=with_flips(engine, 4), input_size=(SIZE, SIZE),
+                          preprocessing="unit", temperature=1.0)
+    heat = occlusion_heatmap(clf, spot_pixels(), 0, grid=8, batch_size=17)
+    assert sum(calls) == 8 * 8 + 1
+    row, col = peak(heat)
+    assert ROWS.start <= row < ROWS.stop and COLS.start <= col < COLS.stop
+
+
 def test_nothing_matters_gives_an_empty_map():
     def constant(batch):
         return np.tile([[2.0, 0.0, -1.0]], (len(batch), 1)), None
