@@ -226,7 +226,7 @@ MALIGNANCY_THRESHOLD = env.float("MALIGNANCY_THRESHOLD", default=0.15)
 # A photo is "changed" when its malignancy sum rose by more than this since the previous one ...
 LESION_CHANGE_MALIGNANCY_MARGIN = env.float("LESION_CHANGE_MALIGNANCY_MARGIN", default=0.10)
 # ... or its embedding moved further than this (cosine distance; measured by bench/embedding_drift.py).
-LESION_CHANGE_EMBEDDING_THRESHOLD = env.float("LESION_CHANGE_EMBEDDING_THRESHOLD", default=0.44)
+LESION_CHANGE_EMBEDDING_THRESHOLD = env.float("LESION_CHANGE_EMBEDDING_THRESHOLD", default=0.53)
 # Days after an analysis to ask for a new photo of the spot, by the result's urgency tier.
 REMINDER_DAYS = {tier: env.int(f"REMINDER_DAYS_{tier.upper()}", default=days)
                  for tier, days in {"urgent": 14, "soon": 30, "routine": 90, "self_care": 30}.items()}

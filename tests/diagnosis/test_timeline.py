@@ -83,7 +83,7 @@ def test_embedding_round_trip_and_cosine_distance():
 
 def test_default_threshold_is_the_measured_one():
     # bench/embedding_drift.py: 95th percentile of same-lesion distances, 0.476, rounded up.
-    assert timeline.DEFAULT_EMBEDDING_THRESHOLD == 0.44
+    assert timeline.DEFAULT_EMBEDDING_THRESHOLD == 0.53
     assert timeline.DEFAULT_MALIGNANCY_MARGIN == 0.10
 
 
@@ -250,7 +250,7 @@ def test_api_timeline(owner_client, three_photos):
     assert response.status_code == 200
     data = response.json()
     assert data["lesion"] == str(lesion.uuid)
-    assert data["malignancy_margin"] == 0.10 and data["embedding_threshold"] == 0.44
+    assert data["malignancy_margin"] == 0.10 and data["embedding_threshold"] == 0.53
     assert [p["submission"] for p in data["points"]] == [str(s.uuid) for s in three_photos]
     assert [p["changed"] for p in data["points"]] == [False, False, True]
     assert [c["rule"] for c in data["points"][2]["changes"]] == ["top_class", "malignancy", "appearance"]

@@ -78,8 +78,8 @@ class _StandInClassifier:
 
     version, input_size, preprocessing, gate, classes = "v1", (16, 16), "efficientnet_lite", None, []
 
-    def __init__(self, engine_file, offset):
-        self.engine_file, self.offset = engine_file, offset
+    def __init__(self, engine_key, offset):
+        self.engine_key, self.offset = engine_key, offset  # as Classifier.engine_key names them
 
     def forward(self, batch):
         n = len(batch)
@@ -100,10 +100,12 @@ def test_score_cache_keeps_engines_of_one_version_apart(tmp_path):
         Image.new("RGB", (20, 20), (40 * i, 90, 120)).save(paths[-1])
     samples = [Sample(path=p, label="nv", source="csv", group=p) for p in paths]
     cache = tmp_path / "scores"
-    keras_scores = score_split(_StandInClassifier("model.keras", 1.0), samples, cache_dir=cache)
-    int8_scores = score_split(_StandInClassifier("model_int8.tflite", 2.0), samples, cache_dir=cache)
-    assert keras_scores["logits"][0, 0] == 1.0 and int8_scores["logits"][0, 0] == 2.0
-    assert sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir()) == ["scores-v1-model", "scores-v1-model_int8"]
+    keras_scores = score_split(_StandInClassifier("model", 1.0), samples, cache_dir=cache)
+    int8_scores = score_split(_StandInClassifier("model_int8", 2.0), samples, cache_dir=cache)
+    flipped = score_split(_StandInClassifier("model_int8-flips4", 4.0), samples, cache_dir=cache)
+    assert keras_scores["logits"][0, 0] == 1.0 and int8_scores["logits"][0, 0] == 2.0 and flipped["logits"][0, 0] == 4.0
+    assert sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir()) == \
+        ["scores-v1-model", "scores-v1-model_int8", "scores-v1-model_int8-flips4"]
     # the same engine again is answered from its cache
-    again = score_split(_StandInClassifier("model_int8.tflite", 3.0), samples, cache_dir=cache)
+    again = score_split(_StandInClassifier("model_int8", 3.0), samples, cache_dir=cache)
     assert again["logits"][0, 0] == 2.0
