@@ -400,7 +400,9 @@ def run_whole_network(args, splits) -> dict | None:
     t0 = time.time()
     model, head, state = wn.train(
         backbone.model, train_images, y["train"][keep["train"]], val_images, y["val"][keep["val"]], len(codes),
-        recipe, checkpoint, resume=args.resume, max_epochs_now=args.epochs_now,
+        recipe, checkpoint, resume=args.resume,
+        # --finish-now alone trains no further: the artifact comes from the best epoch so far
+        max_epochs_now=0 if args.finish_now and args.epochs_now is None else args.epochs_now,
     )
     wall["training_s_this_call"] = round(time.time() - t0, 1)
     wall["training_s_all_calls"] = round(float(sum(state["epoch_seconds"])), 1)

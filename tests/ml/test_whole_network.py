@@ -87,6 +87,16 @@ def test_resume_goes_on_where_the_run_stopped_and_ends_where_an_unbroken_run_end
     assert read_metadata(out)["training"]["epochs_run"] == 3
 
 
+def test_finish_now_builds_the_artifact_from_the_epochs_done_without_training_more(data):
+    out, ck = data / "art" / "early", data / "ck" / "early"
+    assert main(whole_args(data, out, ck, "--epochs", "3", "--epochs-now", "1")) == 0
+    assert main(whole_args(data, out, ck, "--epochs", "3", "--resume", "--finish-now")) == 0
+    state = json.loads((ck / STATE_FILE).read_text())
+    assert state["epochs_done"] == 1 and state["finished"] is False
+    t = read_metadata(out, verify=True)["training"]
+    assert t["epochs_run"] == 1 and t["best_epoch"] == 1 and t["finished"] is False
+
+
 def test_epoch_draws_are_fixed_by_seed_and_epoch_and_balance_the_classes():
     y = np.array([0] * 900 + [1] * 90 + [2] * 10)
     recipe = Recipe(sampling_power=0.5, seed=3)
