@@ -21,11 +21,19 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
+
+from ml import explain
+from ml.inference import STATUS_OK, STATUS_UNCERTAIN
+
+from .models import Submission
+from .photos import private_photo_response
+from .storage import delete_files, delete_files_on_commit
 
 logger = logging.getLogger(__name__)
 
-#: The worker stores the overlay right after the result (services.analyse_submission); a result
+#: The worker stores the overlay right after the result (analysis.analyse_submission); a result
 #: page waits this long for it before giving up on it (a crash in between leaves none).
 HEATMAP_PENDING_FOR = timedelta(minutes=2)
 
@@ -35,8 +43,6 @@ HEATMAP_MAX_SIDE = 1024
 
 
 def is_explained(result) -> bool:
-    from ml.inference import STATUS_OK, STATUS_UNCERTAIN
-
     return result.status in (STATUS_OK, STATUS_UNCERTAIN) and bool(result.predictions)
 
 
@@ -56,11 +62,9 @@ def heatmap_png(classifier, image, result, size: tuple[int, int] | None = None) 
     if not settings.ML_HEATMAPS or not is_explained(result):
         return None
     try:
-        from ml.explain import occlusion_heatmap, overlay_png
-
         codes = [code for code, _label in classifier.classes]
-        heat = occlusion_heatmap(classifier, image, codes.index(result.predictions[0].code))
-        return overlay_png(size or image.size, heat, max_side=HEATMAP_MAX_SIDE)
+        heat = explain.occlusion_heatmap(classifier, image, codes.index(result.predictions[0].code))
+        return explain.overlay_png(size or image.size, heat, max_side=HEATMAP_MAX_SIDE)
     except Exception:  # noqa: BLE001 - an explanation is optional; the prediction is not
         logger.exception("heatmap failed; the analysis is stored without one")
         return None
@@ -73,8 +77,6 @@ def attach(submission, result, heatmap: bytes | None) -> str | None:
     can remove it (``discard``). A heatmap from an earlier analysis would explain a result that
     is no longer shown: it is replaced or cleared, and its file deleted once this commits.
     """
-    from .services import _delete_files_on_commit
-
     submission.embedding = embedding_bytes(result)
     previous = submission.heatmap.name
     written = None
@@ -84,15 +86,13 @@ def attach(submission, result, heatmap: bytes | None) -> str | None:
     else:
         submission.heatmap = ""
     if previous and previous != written:
-        _delete_files_on_commit([previous])
+        delete_files_on_commit([previous])
     return written
 
 
 def store_heatmap(submission_id: int, png: bytes | None, model_version: str) -> bool:
     """Attach an overlay computed after the result was stored, unless the row has moved on since
     (deleted, re-analysed by another model version, or given an overlay by a duplicate run)."""
-    from .models import Submission
-
     if not png:
         return False
     written = None
@@ -113,8 +113,6 @@ def store_heatmap(submission_id: int, png: bytes | None, model_version: str) -> 
 
 def heatmap_pending(submission) -> bool:
     """A finished result whose overlay the worker is still computing, so the page should wait for it."""
-    from .models import Submission
-
     return bool(
         settings.ML_HEATMAPS and submission.status == Submission.Status.DONE and not submission.heatmap
         and submission.embedding is not None and submission.finished_at
@@ -124,14 +122,7 @@ def heatmap_pending(submission) -> bool:
 
 def discard(name: str | None) -> None:
     """Remove a heatmap file written for a row that was not saved after all."""
-    if not name:
-        return
-    from .storage import photo_storage
-
-    try:
-        photo_storage().delete(name)
-    except Exception:  # noqa: BLE001 - an orphan encrypted file is harmless; log its name only
-        logger.exception("could not delete unsaved heatmap %s", name)
+    delete_files([name])
 
 
 def heatmap_response(submission):
@@ -139,10 +130,6 @@ def heatmap_response(submission):
 
     The caller has fetched ``submission`` through an owner-scoped selector.
     """
-    from django.http import Http404
-
-    from .photos import private_photo_response
-
     if not submission.heatmap:
         raise Http404("This photo has no heatmap.")
     response = private_photo_response(submission.heatmap)

@@ -5,9 +5,7 @@ the work to diagnosis/timeline.py and diagnosis/report.py.
 """
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from guidance.selectors import submission_triage
@@ -48,18 +46,7 @@ def lesion_report(request, lesion_uuid):
     return response
 
 
-def pdf_response(lesion) -> HttpResponse:
-    """The lesion's report as a PDF download (shared with the API)."""
-    pdf = report.render_pdf(report.build_report(lesion))
-    filename = f"spot-report-{timezone.localdate():%Y-%m-%d}.pdf"  # no health data in the name
-    return HttpResponse(pdf, content_type="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "private, no-store",
-        "X-Content-Type-Options": "nosniff",
-    })
-
-
 @login_required
 @require_GET
 def lesion_report_pdf(request, lesion_uuid):
-    return pdf_response(selectors.get_lesion_for(request.user, lesion_uuid))
+    return report.pdf_response(selectors.get_lesion_for(request.user, lesion_uuid))

@@ -28,7 +28,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import services
+from .audit import log_requeued
 from .models import Submission
+from .publish import send_analysis
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +44,6 @@ class Sweep:
     sent: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     unsent: list[int] = field(default_factory=list)  # the broker refused; still queued, retried next run
-
-
-def _send(submission_id: int) -> bool:
-    """Publish the analysis task; False (logged) when the broker does not accept it."""
-    from .tasks import analyse_submission
-
-    try:
-        analyse_submission.delay(submission_id)
-    except Exception as exc:  # noqa: BLE001 - the row stays queued; the next sweep tries again
-        logger.warning("broker refused the analysis of submission %s (%s: %s)", submission_id,
-                       exc.__class__.__name__, exc)
-        return False
-    return True
 
 
 def pending_dispatch(now: datetime | None = None, older_than: timedelta | None = None,
@@ -90,7 +79,7 @@ def dispatch_pending(older_than: timedelta | None = None, redispatch_after: time
         # Claim: only the sweeper whose UPDATE matches the value it read sends this row.
         if not Submission.objects.filter(pk=pk, status=Status.QUEUED, enqueued_at=seen).update(enqueued_at=now):
             continue
-        if _send(pk):
+        if send_analysis(pk):
             sweep.sent.append(pk)
             continue
         Submission.objects.filter(pk=pk, enqueued_at=now).update(enqueued_at=seen)  # not accepted after all
@@ -136,7 +125,7 @@ def requeue_stuck(limit: timedelta | None = None, max_attempts: int | None = Non
             continue
         if not same_run.update(status=Status.QUEUED, started_at=None, enqueued_at=now):
             continue
-        if _send(pk):
+        if send_analysis(pk):
             sweep.sent.append(pk)
         else:  # queued again, with the outbox marker empty: dispatch_pending sends it later
             Submission.objects.filter(pk=pk, enqueued_at=now).update(enqueued_at=None)
@@ -145,20 +134,6 @@ def requeue_stuck(limit: timedelta | None = None, max_attempts: int | None = Non
         logger.info("requeue_stuck: re-queued %d, failed %d, %d waiting for the broker",
                     len(sweep.sent), len(sweep.failed), len(sweep.unsent))
     return sweep
-
-
-def give_up_if_exhausted(submission_id: int, max_attempts: int | None = None) -> bool:
-    """Fail a submission whose analysis was started ``max_attempts`` times without finishing.
-
-    Called when a task starts. A photo that kills its worker (out of memory, say) comes back after
-    each crash, because a lost worker's task is redelivered: without this cap it would do so forever.
-    Only rows still 'processing' from an earlier start count; a freshly re-queued row always gets a run.
-    """
-    max_attempts = settings.ANALYSIS_MAX_ATTEMPTS if max_attempts is None else max_attempts
-    reason = (f"The analysis was interrupted {max_attempts} time(s) before it could finish (the worker "
-              f"stopped). The photo is kept and can be re-analysed.")
-    return bool(Submission.objects.filter(pk=submission_id, status=Status.PROCESSING, attempts__gte=max_attempts)
-                .update(status=Status.FAILED, finished_at=timezone.now(), failure_reason=reason))
 
 
 def failed_submissions(since: datetime | None = None, reason: str = ""):
@@ -176,8 +151,6 @@ def requeue_failed(since: datetime | None = None, reason: str = "", *, dry_run: 
 
     The worker picks up a fixed artifact by itself: a failed load is not cached (diagnosis.classifier).
     """
-    from .audit import log_requeued
-
     sweep = Sweep()
     for submission in failed_submissions(since, reason):
         if dry_run:

@@ -20,6 +20,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from PIL import Image
@@ -223,7 +224,6 @@ def render_pdf(report: Report) -> bytes:
         KeepTogether,
         Paragraph,
         SimpleDocTemplate,
-        Spacer,
         Table,
         TableStyle,
     )
@@ -310,3 +310,14 @@ def render_pdf(report: Report) -> bytes:
                             author="Skin spot check", subject="Not a diagnosis")
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return out.getvalue()
+
+
+def pdf_response(lesion) -> HttpResponse:
+    """The lesion's report as a PDF download (shared with the API)."""
+    pdf = render_pdf(build_report(lesion))
+    filename = f"spot-report-{timezone.localdate():%Y-%m-%d}.pdf"  # no health data in the name
+    return HttpResponse(pdf, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    })

@@ -19,13 +19,18 @@ S3 see the README). Reading a file that is not a valid token fails closed
 from __future__ import annotations
 
 import io
+import logging
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, storages
+from django.db import transaction
 
-__all__ = ["EncryptedFileSystemStorage", "EncryptedStorageMixin", "InvalidToken", "fernet", "photo_storage"]
+__all__ = ["EncryptedFileSystemStorage", "EncryptedStorageMixin", "InvalidToken", "delete_files",
+           "delete_files_on_commit", "fernet", "photo_storage"]
+
+logger = logging.getLogger(__name__)
 
 
 def fernet(keys=None) -> MultiFernet:
@@ -68,3 +73,25 @@ class EncryptedFileSystemStorage(EncryptedStorageMixin, FileSystemStorage):
 def photo_storage():
     """The storage of ``Submission.image`` (a callable, so migrations do not pin a backend)."""
     return storages["photos"]
+
+
+def delete_files(names) -> None:
+    """Delete stored files now; a failure is logged by name (never content), not raised.
+
+    The rows are already gone (or were never saved): an orphan file is ciphertext, and
+    ``manage.py purge_expired --orphans`` catches it later.
+    """
+    storage = photo_storage()
+    for name in names:
+        if not name:
+            continue
+        try:
+            storage.delete(name)
+        except Exception:  # noqa: BLE001 - see the docstring
+            logger.exception("could not delete stored file %s", name)
+
+
+def delete_files_on_commit(names) -> None:
+    """Delete stored files once the surrounding transaction commits (a rollback keeps them)."""
+    names = [name for name in names if name]
+    transaction.on_commit(lambda: delete_files(names))

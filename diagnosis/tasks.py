@@ -1,12 +1,17 @@
-"""Celery tasks: thin wrappers that take an id and call a service."""
+"""The analysis tasks: thin wrappers that take ids and call ``analysis``; and the worker's model preload.
+
+Beat's periodic jobs are in ``periodic_tasks`` (they re-send these tasks, so they cannot live here
+without an import circle: publish → tasks → recovery → publish).
+"""
 
 import logging
 
-from celery import shared_task
+from celery import current_app, shared_task
 from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
-from . import services
+from . import analysis
+from . import classifier as classifier_module
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +29,10 @@ logger = logging.getLogger(__name__)
     max_retries=6,
 )
 def analyse_submission(submission_id: int) -> str:
-    """Run the classifier on one submission; safe to run twice (see services.analyse_submission)."""
-    from . import recovery
-
-    if recovery.give_up_if_exhausted(submission_id):  # a photo that keeps killing its worker
+    """Run the classifier on one submission; safe to run twice (see analysis.analyse_submission)."""
+    if analysis.give_up_if_exhausted(submission_id):  # a photo that keeps killing its worker
         return "failed"
-    return services.analyse_submission(submission_id)
+    return analysis.analyse_submission(submission_id)
 
 
 @shared_task(
@@ -43,10 +46,8 @@ def analyse_submission(submission_id: int) -> str:
     max_retries=6,
 )
 def analyse_batch(submission_ids: list[int], heatmaps: bool = False) -> dict:
-    """Classify a bulk import's photos in chunks of ML_BATCH_SIZE (see bulk.analyse_batch); safe to repeat."""
-    from . import bulk
-
-    outcomes = bulk.analyse_batch(submission_ids, heatmaps=heatmaps)
+    """Classify a bulk import's photos in chunks of ML_BATCH_SIZE (see analysis.analyse_batch); safe to repeat."""
+    outcomes = analysis.analyse_batch(submission_ids, heatmaps=heatmaps)
     return {status: sum(1 for o in outcomes.values() if o == status) for status in set(outcomes.values())}
 
 
@@ -57,8 +58,6 @@ def _consumes_analysis() -> bool:
     would cost it the memory of an inference worker for nothing; a stray analysis task that
     reaches it still loads the model on first use.
     """
-    from celery import current_app
-
     try:
         consumed = set(current_app.amqp.queues.consume_from)
         queue = current_app.amqp.router.route({}, analyse_submission.name, args=(), kwargs={})["queue"]
@@ -70,36 +69,9 @@ def _consumes_analysis() -> bool:
 @worker_process_init.connect
 def load_model_in_worker_child(**kwargs):
     """Load the model once per worker process, after the fork (TensorFlow is not fork-safe)."""
-    from .classifier import get_classifier
-
     if not _consumes_analysis():
         return
     try:
-        get_classifier()
+        classifier_module.get_classifier()
     except Exception:  # noqa: BLE001 - tasks report the reason on each submission
         logger.exception("the classifier could not be loaded at worker start")
-
-
-@shared_task(name="diagnosis.send_due_reminders")
-def send_due_reminders() -> int:
-    """Periodic (Celery beat): e-mail the re-photograph reminders that fell due; idempotent."""
-    from .reminders import send_due_reminders as send
-
-    return len(send())
-
-
-@shared_task(name="diagnosis.dispatch_pending")
-def dispatch_pending() -> int:
-    """Periodic (Celery beat): send queued analyses the broker never accepted, or lost (the outbox)."""
-    from . import recovery
-
-    return len(recovery.dispatch_pending().sent)
-
-
-@shared_task(name="diagnosis.requeue_stuck")
-def requeue_stuck() -> int:
-    """Periodic (Celery beat): re-queue analyses stuck in 'processing', failing them after too many starts."""
-    from . import recovery
-
-    sweep = recovery.requeue_stuck()
-    return len(sweep.sent) + len(sweep.failed)

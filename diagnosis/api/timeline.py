@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import selectors, timeline
+from ..report import pdf_response
 
 
 class ChangeSerializer(serializers.Serializer):
@@ -78,6 +79,4 @@ class LesionTimelineMixin:
     @action(detail=True, methods=["get"], url_path="report",
             renderer_classes=[renderers.JSONRenderer, PDFRenderer])
     def report(self, request, uuid=None):
-        from ..lesion_views import pdf_response
-
         return pdf_response(selectors.get_lesion_for(request.user, uuid))

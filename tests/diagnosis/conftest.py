@@ -2,7 +2,7 @@
 
 import pytest
 
-from diagnosis import services
+from diagnosis import analysis
 from diagnosis.models import Submission
 
 
@@ -14,6 +14,6 @@ def submission(submission_factory):
 @pytest.fixture
 def analysed(submission, use_tiny_model):
     """``submission`` (a module may override it) analysed by the tiny real model."""
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.refresh_from_db()
     return submission

@@ -1,6 +1,6 @@
 """Helpers for the lesion timeline, reminder and report tests: finish an analysis with given numbers.
 
-The probabilities go through the real ``services.store_result`` (as the worker's would), so the
+The probabilities go through the real ``analysis.store_result`` (as the worker's would), so the
 rows, the final status and the reminder hook are the production ones; only the classifier is
 replaced by the numbers a test needs.
 """
@@ -10,7 +10,7 @@ from datetime import timedelta
 import numpy as np
 from django.utils import timezone
 
-from diagnosis import services
+from diagnosis import analysis, services
 from diagnosis.models import Submission
 from ml.classes import ALL_LABELS
 
@@ -33,9 +33,9 @@ def finish(submission, probabilities, *, embedding=None, model_version="test-mod
     if days_ago is not None:
         when = timezone.now() - timedelta(days=days_ago)
         Submission.objects.filter(pk=submission.pk).update(created_at=when)
-    services._claim(submission.pk)
+    analysis.claim(submission.pk)
     reason = "not_skin" if status == "rejected" else None
-    services.store_result(submission.pk, Result(status, reason, model_version, ranked(probabilities)))
+    analysis.store_result(submission.pk, Result(status, reason, model_version, ranked(probabilities)))
     if embedding is not None:
         blob = np.asarray(embedding, dtype=np.float16).tobytes()
         Submission.objects.filter(pk=submission.pk).update(embedding=blob)

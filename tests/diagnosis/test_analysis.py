@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from diagnosis import services
+from diagnosis import analysis, services
 from diagnosis.models import Lesion, Prediction, Submission
 from ml.classes import CLASS_LABELS
 from tests.conftest import build_tiny_artifact, image_bytes, upload_file
@@ -63,7 +63,7 @@ def test_a_failing_save_leaves_no_file_and_no_row(user, settings, monkeypatch):
 
 def test_analysis_stores_every_class_ranked(submission_factory, use_tiny_model):
     submission = submission_factory()
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.refresh_from_db()
     assert submission.status == Submission.Status.DONE
     assert submission.model_version == "tiny-test-1" and submission.attempts == 1
@@ -89,7 +89,7 @@ def test_running_the_task_twice_keeps_one_set_of_predictions(submission_factory,
 def test_a_redelivered_task_after_a_crash_mid_processing_completes(submission_factory, use_tiny_model):
     submission = submission_factory()
     Submission.objects.filter(pk=submission.pk).update(status=Submission.Status.PROCESSING, attempts=1)
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.refresh_from_db()
     assert submission.attempts == 2
     assert submission.predictions.count() == len(CLASS_LABELS)
@@ -102,9 +102,9 @@ def test_storing_the_same_result_twice_is_a_no_op(submission_factory, use_tiny_m
     submission = submission_factory()
     with submission.image.open("rb") as fh:
         result = get_classifier().predict([open_image(fh)])[0]
-    services._claim(submission.pk)
-    assert services.store_result(submission.pk, result) == Submission.Status.DONE
-    assert services.store_result(submission.pk, result) == "skipped"
+    analysis.claim(submission.pk)
+    assert analysis.store_result(submission.pk, result) == Submission.Status.DONE
+    assert analysis.store_result(submission.pk, result) == "skipped"
     assert Prediction.objects.filter(submission=submission).count() == len(CLASS_LABELS)
 
 
@@ -114,7 +114,7 @@ def test_missing_model_fails_with_a_reason_and_keeps_the_photo(submission_factor
     settings.ML_MODEL_DIR = tmp_path / "no-such-model"
     reset_classifier()
     submission = submission_factory()
-    assert services.analyse_submission(submission.pk) == "failed"
+    assert analysis.analyse_submission(submission.pk) == "failed"
     submission.refresh_from_db()
     assert submission.status == Submission.Status.FAILED
     assert "classifier is unavailable" in submission.failure_reason
@@ -132,7 +132,7 @@ def test_tampered_model_is_refused(submission_factory, settings, tmp_path):
     settings.ML_MODEL_DIR = directory
     reset_classifier()
     submission = submission_factory()
-    services.analyse_submission(submission.pk)
+    analysis.analyse_submission(submission.pk)
     submission.refresh_from_db()
     assert submission.status == Submission.Status.FAILED and "sha256" in submission.failure_reason
     reset_classifier()
@@ -157,7 +157,7 @@ def test_low_confidence_is_marked_uncertain(submission_factory, settings, tmp_pa
     settings.ML_MODEL_DIR = directory
     reset_classifier()
     submission = submission_factory()
-    services.analyse_submission(submission.pk)
+    analysis.analyse_submission(submission.pk)
     submission.refresh_from_db()
     assert submission.status == Submission.Status.DONE and submission.uncertain
     reset_classifier()
@@ -168,8 +168,8 @@ def test_not_skin_result_is_rejected_with_its_predictions_kept(submission_factor
 
     submission = submission_factory()
     ranked = [ClassProbability(code, label, 1 / len(CLASS_LABELS)) for code, label in CLASS_LABELS.items()]
-    services._claim(submission.pk)
-    services.store_result(submission.pk, Result("rejected", "not_skin", "gate-1", ranked))
+    analysis.claim(submission.pk)
+    analysis.store_result(submission.pk, Result("rejected", "not_skin", "gate-1", ranked))
     submission.refresh_from_db()
     assert submission.status == Submission.Status.REJECTED
     assert "does not look like a photo of skin" in submission.failure_reason
@@ -182,7 +182,7 @@ def test_a_transient_database_error_is_retried(submission_factory, use_tiny_mode
     from diagnosis.tasks import analyse_submission
 
     submission = submission_factory()
-    real_claim = services._claim
+    real_claim = analysis.claim
     calls = []
 
     def flaky_claim(submission_id):
@@ -191,7 +191,7 @@ def test_a_transient_database_error_is_retried(submission_factory, use_tiny_mode
             raise OperationalError("database table is locked")
         return real_claim(submission_id)
 
-    monkeypatch.setattr(services, "_claim", flaky_claim)
+    monkeypatch.setattr(analysis, "claim", flaky_claim)
     monkeypatch.setattr(analyse_submission, "retry_backoff", 0)
     assert analyse_submission.apply(args=[submission.pk]).get() == Submission.Status.DONE
     assert len(calls) == 2

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnosis import services
+from diagnosis import analysis
 from diagnosis.models import Lesion, Submission
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_history_is_oldest_first_with_top_prediction(owner_client, lesion, submi
     now = timezone.now()
     for offset, submission in ((3, oldest), (2, middle), (1, newest)):
         Submission.objects.filter(pk=submission.pk).update(created_at=now - timedelta(days=offset))
-    services.analyse_submission(middle.pk)
+    analysis.analyse_submission(middle.pk)
 
     response = owner_client.get(history_url(lesion))
     assert response.status_code == 200

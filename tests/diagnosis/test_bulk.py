@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.throttling import SimpleRateThrottle
 
-from diagnosis import bulk, tasks
+from diagnosis import analysis, bulk, tasks
 from diagnosis.models import Lesion, Prediction, Submission
 from ml.classes import CLASS_LABELS
 from tests.conftest import image_bytes, upload_file
@@ -138,7 +138,7 @@ def chunk_sizes(monkeypatch, use_tiny_model):
 
 def test_analyse_batch_in_chunks_stores_one_ranked_set_each_and_is_idempotent(user, chunk_sizes):
     ids = make_batch(user, 5).submission_ids
-    outcomes = bulk.analyse_batch(ids, batch_size=2)
+    outcomes = analysis.analyse_batch(ids, batch_size=2)
 
     assert chunk_sizes == [2, 2, 1]
     assert outcomes == {pk: Submission.Status.DONE for pk in ids}
@@ -151,13 +151,13 @@ def test_analyse_batch_in_chunks_stores_one_ranked_set_each_and_is_idempotent(us
 
     count = Prediction.objects.count()
     assert count == 5 * len(CLASS_LABELS)
-    assert bulk.analyse_batch(ids, batch_size=2) == {pk: "skipped" for pk in ids}  # a redelivered task
+    assert analysis.analyse_batch(ids, batch_size=2) == {pk: "skipped" for pk in ids}  # a redelivered task
     assert Prediction.objects.count() == count and chunk_sizes == [2, 2, 1]
 
 
 def test_the_default_chunk_is_ml_batch_size(user, chunk_sizes, settings):
     settings.ML_BATCH_SIZE = 3
-    bulk.analyse_batch(make_batch(user, 4).submission_ids)
+    analysis.analyse_batch(make_batch(user, 4).submission_ids)
     assert chunk_sizes == [3, 1]
 
 
@@ -169,7 +169,7 @@ def test_an_unreadable_photo_fails_alone_and_a_final_one_is_skipped(user, chunk_
     storage.save(name, ContentFile(b"not a jpeg any more"))  # stored (encrypted) fine, decodes to nothing
     Submission.objects.filter(pk=ids[3]).update(status=Submission.Status.DONE)
 
-    outcomes = bulk.analyse_batch(ids, batch_size=2)
+    outcomes = analysis.analyse_batch(ids, batch_size=2)
 
     assert outcomes == {ids[0]: "done", ids[1]: "failed", ids[2]: "done", ids[3]: "skipped"}
     broken.refresh_from_db()
@@ -191,7 +191,7 @@ def test_a_photo_finished_elsewhere_meanwhile_keeps_that_result(user, chunk_size
         return predict(images)
 
     monkeypatch.setattr(classifier, "predict", predict_while_another_worker_finishes)
-    assert bulk.analyse_batch(ids) == {ids[0]: "skipped", ids[1]: "done"}
+    assert analysis.analyse_batch(ids) == {ids[0]: "skipped", ids[1]: "done"}
     first = Submission.objects.get(pk=ids[0])
     assert first.model_version == "other-run" and not first.predictions.exists()
 
@@ -204,7 +204,7 @@ def test_photos_of_an_interrupted_run_go_one_at_a_time_and_give_up_after_the_las
     Submission.objects.filter(pk=ids[0]).update(status=Submission.Status.PROCESSING, attempts=1)
     Submission.objects.filter(pk=ids[1]).update(status=Submission.Status.PROCESSING, attempts=3)
 
-    outcomes = bulk.analyse_batch(ids, batch_size=2)
+    outcomes = analysis.analyse_batch(ids, batch_size=2)
 
     assert chunk_sizes == [1, 2, 1]  # ids[0] alone, then the untouched photos in chunks
     assert outcomes[ids[1]] == "failed" and all(outcomes[pk] == "done" for pk in ids if pk != ids[1])
@@ -214,8 +214,8 @@ def test_photos_of_an_interrupted_run_go_one_at_a_time_and_give_up_after_the_las
 def test_embeddings_are_stored_and_heatmaps_only_when_asked(user, use_tiny_model, settings):
     settings.ML_HEATMAPS = True
     plain, explained = make_batch(user, 2).submission_ids
-    bulk.analyse_batch([plain])
-    bulk.analyse_batch([explained], heatmaps=True)
+    analysis.analyse_batch([plain])
+    analysis.analyse_batch([explained], heatmaps=True)
     plain, explained = Submission.objects.get(pk=plain), Submission.objects.get(pk=explained)
     assert plain.embedding and explained.embedding  # the lesion timeline compares these
     assert not plain.heatmap and explained.heatmap
@@ -228,7 +228,7 @@ def test_a_missing_model_fails_the_photos_with_a_reason(user, settings, tmp_path
     reset_classifier()
     ids = make_batch(user, 2).submission_ids
     try:
-        assert bulk.analyse_batch(ids) == {pk: "failed" for pk in ids}
+        assert analysis.analyse_batch(ids) == {pk: "failed" for pk in ids}
     finally:
         reset_classifier()
     assert all("classifier is unavailable" in s.failure_reason for s in Submission.objects.all())

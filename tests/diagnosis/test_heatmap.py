@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
-from diagnosis import services
+from diagnosis import analysis, services
 from diagnosis.classifier import get_classifier
 from diagnosis.models import Submission
 from ml.preprocessing import open_image
@@ -70,7 +70,7 @@ def test_analysis_stores_the_embedding_as_float16(analysed):
 
 def test_heatmaps_can_be_turned_off(submission, use_tiny_model, settings):
     settings.ML_HEATMAPS = False
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.refresh_from_db()
     assert not submission.heatmap
     assert submission.embedding  # the embedding is cheap and still stored
@@ -84,7 +84,7 @@ def test_a_failing_heatmap_does_not_fail_the_analysis(submission, use_tiny_model
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(ml.explain, "occlusion_heatmap", broken)
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.refresh_from_db()
     assert submission.status == Submission.Status.DONE and submission.predictions.count() == 12
     assert not submission.heatmap and submission.embedding
@@ -97,7 +97,7 @@ def test_a_photo_rejected_as_not_skin_gets_neither(submission, use_tiny_model, s
             return np.zeros(len(batch), dtype=bool)
 
     get_classifier().gate = RejectEverything()
-    assert services.analyse_submission(submission.pk) == Submission.Status.REJECTED
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.REJECTED
     submission.refresh_from_db()
     assert not submission.heatmap and submission.embedding is None
     assert not (Path(settings.MEDIA_ROOT) / "heatmaps").exists()
@@ -108,14 +108,14 @@ def test_a_rolled_back_store_leaves_no_heatmap_file(submission, use_tiny_model, 
     with submission.image.open("rb") as fh:
         img = open_image(fh, classifier.input_size)
     result = classifier.predict([img])[0]
-    png = services.explanations.heatmap_png(classifier, img, result, (64, 48))
+    png = analysis.explanations.heatmap_png(classifier, img, result, (64, 48))
     assert png.startswith(PNG_MAGIC)
 
     def collide(self, *args, **kwargs):
         raise IntegrityError("a concurrent run stored it first")
 
     monkeypatch.setattr(Submission, "save", collide)
-    assert services.store_result(submission.pk, result, heatmap=png) == "skipped"
+    assert analysis.store_result(submission.pk, result, heatmap=png) == "skipped"
     heatmaps = Path(settings.MEDIA_ROOT) / "heatmaps"
     assert not heatmaps.exists() or not any(heatmaps.iterdir())
 
@@ -156,15 +156,15 @@ def test_no_heatmap_is_404_for_the_owner(owner_client, submission):
 def test_the_result_is_stored_before_the_heatmap_is_computed(submission, use_tiny_model, monkeypatch):
     """The person sees the result without waiting for the ~50 extra forward passes of the overlay."""
     seen = []
-    real = services.explanations.heatmap_png
+    real = analysis.explanations.heatmap_png
 
     def heatmap_png(*args, **kwargs):
         row = Submission.objects.get(pk=submission.pk)
         seen.append((row.status, row.predictions.count(), bool(row.heatmap)))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services.explanations, "heatmap_png", heatmap_png)
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    monkeypatch.setattr(analysis.explanations, "heatmap_png", heatmap_png)
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     assert seen == [(Submission.Status.DONE, 12, False)]
     assert Submission.objects.get(pk=submission.pk).heatmap
 

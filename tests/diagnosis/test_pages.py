@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from diagnosis import analysis
 from diagnosis.models import Lesion, Submission
 from tests.conftest import image_bytes, upload_file
 
@@ -115,12 +116,11 @@ def test_upload_form_only_offers_own_lesions(owner_client, other_user, submissio
 
 
 def test_history_lists_own_lesions_with_top_prediction(owner_client, user, other_user, submission_factory, use_tiny_model):
-    from diagnosis import services
 
     mine = submission_factory()
     second = submission_factory(lesion=mine.lesion)
-    services.analyse_submission(mine.pk)
-    services.analyse_submission(second.pk)
+    analysis.analyse_submission(mine.pk)
+    analysis.analyse_submission(second.pk)
     submission_factory(owner=other_user)
     listing = owner_client.get(reverse("diagnosis:lesion-list"))
     assert list(listing.context["lesions"]) == [mine.lesion]

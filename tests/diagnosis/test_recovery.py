@@ -385,6 +385,7 @@ def test_requeue_failed_since_parsing():
 def test_the_sweepers_are_in_the_beat_schedule(settings):
     from skinsite.celery import app
 
+    app.loader.import_default_modules()  # what `celery worker` and `celery beat` do at start (autodiscovery)
     schedule = settings.CELERY_BEAT_SCHEDULE
     entries = {entry["task"]: entry for entry in schedule.values()}
     for name in ("diagnosis.dispatch_pending", "diagnosis.requeue_stuck"):
@@ -395,7 +396,7 @@ def test_the_sweepers_are_in_the_beat_schedule(settings):
 
 
 def test_the_periodic_tasks_run_the_sweepers(submission_factory, use_tiny_model, settings):
-    from diagnosis.tasks import dispatch_pending, requeue_stuck
+    from diagnosis.periodic_tasks import dispatch_pending, requeue_stuck
 
     unsent = age(submission_factory(), created_at=timezone.now() - AGO)
     stuck = age(submission_factory(), status=Status.PROCESSING, attempts=1,

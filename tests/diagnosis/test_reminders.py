@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnosis import reminders, services
+from diagnosis import analysis, reminders
 from diagnosis.models import Lesion, Submission
 from tests.diagnosis.lesion_helpers import finish
 
@@ -76,7 +76,7 @@ def test_an_older_photo_analysed_late_does_not_move_the_reminder(submission_fact
 def test_the_real_analysis_path_schedules_it(submission_factory, use_tiny_model, django_capture_on_commit_callbacks):
     submission = submission_factory()
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+        assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     submission.lesion.refresh_from_db()
     assert submission.lesion.remind_at is not None and submission.lesion.remind_at > timezone.now()
 
@@ -161,7 +161,7 @@ def test_command_dry_run_sends_nothing(submission_factory, capsys):
 
 
 def test_periodic_task_is_scheduled_and_sends(submission_factory, settings):
-    from diagnosis.tasks import send_due_reminders
+    from diagnosis.periodic_tasks import send_due_reminders
     from skinsite.celery import app
 
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "diagnosis.send_due_reminders"]

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from diagnosis import timeline
+from diagnosis import analysis, timeline
 from diagnosis.models import Submission
 from tests.diagnosis.lesion_helpers import finish, photo_series
 
@@ -228,12 +228,11 @@ def test_detail_and_list_show_the_changed_badge_and_links(owner_client, three_ph
 
 @pytest.mark.django_db
 def test_a_real_analysis_lands_on_the_timeline(owner_client, submission_factory, use_tiny_model):
-    from diagnosis import services
 
     first = submission_factory()
     second = submission_factory(lesion=first.lesion)
     for s in (first, second):
-        assert services.analyse_submission(s.pk) == Submission.Status.DONE
+        assert analysis.analyse_submission(s.pk) == Submission.Status.DONE
     points = timeline.lesion_timeline(first.lesion)
     assert len(points) == 2 and all(abs(sum(p.probabilities.values()) - 1) < 1e-3 for p in points)
     html = owner_client.get(_compare_url(first.lesion)).content.decode()

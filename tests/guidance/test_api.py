@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from diagnosis import services
+from diagnosis import analysis
 from guidance.models import Condition
 from guidance.triage import TIERS
 from ml.classes import ALL_LABELS
@@ -53,7 +53,7 @@ def test_conditions_api_is_read_only(owner_client):
 def test_submission_api_includes_the_guidance(owner_client, use_tiny_model, submission_factory, settings):
     settings.MALIGNANCY_THRESHOLD = 0.99
     submission = submission_factory(symptoms=["bleeding", "growing"])  # two red flags: urgent for any class
-    services.analyse_submission(submission.pk)
+    analysis.analyse_submission(submission.pk)
     data = owner_client.get(reverse("api:submission-detail", args=[submission.uuid])).json()
     guidance = data["guidance"]
     assert guidance["tier"] == "urgent" and guidance["title"] == TIERS["urgent"]

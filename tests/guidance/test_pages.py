@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from diagnosis import services
+from diagnosis import analysis
 from diagnosis.models import Submission
 from guidance.triage import TIERS, triage
 
@@ -51,7 +51,7 @@ def test_condition_pages_show_no_personal_data(owner_client, user):
 
 def _analysed(submission_factory, **context):
     submission = submission_factory(**context)
-    services.analyse_submission(submission.pk)
+    analysis.analyse_submission(submission.pk)
     submission.refresh_from_db()
     return submission
 

@@ -1,7 +1,7 @@
 """Celery app for the worker subprocesses of test_fault_tolerance.py: the real app, plus one pause.
 
 ``celery -A tests.integration.faultworker worker`` runs exactly the production tasks; the only
-addition is a test hook in front of ``services.store_result``: when the file ``hold`` exists in
+addition is a test hook in front of ``analysis.store_result``: when the file ``hold`` exists in
 FAULT_HOLD_DIR, the first run to get there renames it (atomically: only that run is held), writes
 its process id to ``started`` and waits until the test deletes the renamed file. So the test can
 kill a worker, deterministically, after it claimed and classified a photo but before it stored
@@ -18,10 +18,10 @@ from skinsite.celery import app  # noqa: F401 - the app celery -A finds here
 
 django.setup()
 
-from diagnosis import services  # noqa: E402
+from diagnosis import analysis  # noqa: E402
 
 HOLD_DIR = Path(os.environ["FAULT_HOLD_DIR"])
-_store_result = services.store_result
+_store_result = analysis.store_result
 
 
 def _store_result_after_hold(*args, **kwargs):
@@ -39,4 +39,4 @@ def _store_result_after_hold(*args, **kwargs):
     return _store_result(*args, **kwargs)
 
 
-services.store_result = _store_result_after_hold
+analysis.store_result = _store_result_after_hold

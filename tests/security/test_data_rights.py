@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Consent
-from diagnosis import services
+from diagnosis import analysis, services
 from diagnosis.models import Lesion, Prediction, Submission
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def stored_files():
 @pytest.fixture
 def analysed(submission_factory, use_tiny_model):
     submission = submission_factory(age=40, symptoms=["itching"])
-    services.analyse_submission(submission.pk)
+    analysis.analyse_submission(submission.pk)
     return Submission.objects.get(pk=submission.pk)
 
 

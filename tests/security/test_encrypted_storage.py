@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import get_resolver, reverse
 
+from diagnosis import analysis
 from diagnosis.models import Submission
 from diagnosis.storage import EncryptedFileSystemStorage, photo_storage
 
@@ -52,10 +53,9 @@ def test_photo_views_serve_the_decrypted_jpeg(owner_client, submission_factory):
 
 
 def test_worker_analyses_the_encrypted_photo(submission_factory, use_tiny_model):
-    from diagnosis import services
 
     submission = submission_factory()
-    assert services.analyse_submission(submission.pk) == Submission.Status.DONE
+    assert analysis.analyse_submission(submission.pk) == Submission.Status.DONE
     assert Submission.objects.get(pk=submission.pk).predictions.count() > 0
 
 

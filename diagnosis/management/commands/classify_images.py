@@ -26,7 +26,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts.services import has_current_consent
-from diagnosis import bulk
+from diagnosis import analysis, bulk
+from diagnosis.classifier import get_classifier
 from diagnosis.models import Lesion, Submission
 
 POLL_SECONDS = 2
@@ -127,8 +128,6 @@ class Command(BaseCommand):
         return files
 
     def _classify(self, submission_ids, batch_size, heatmaps):
-        from diagnosis.classifier import get_classifier
-
         started = time.monotonic()
         try:
             get_classifier()  # loaded first so that the rate below is the classification alone
@@ -136,8 +135,8 @@ class Command(BaseCommand):
             pass
         loaded = time.monotonic()
         with tqdm(total=len(submission_ids), unit="photo", desc="classifying", file=self.stderr, disable=None) as bar:
-            bulk.analyse_batch(submission_ids, batch_size=batch_size, heatmaps=heatmaps,
-                               progress=lambda *_: bar.update())
+            analysis.analyse_batch(submission_ids, batch_size=batch_size, heatmaps=heatmaps,
+                                   progress=lambda *_: bar.update())
         seconds = max(time.monotonic() - loaded, 1e-6)
         self.stdout.write(f"Model loaded in {loaded - started:.1f} s; {len(submission_ids)} photo(s) classified in "
                           f"{seconds:.1f} s ({len(submission_ids) / seconds:.1f} photos/s).")
