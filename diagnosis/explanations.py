@@ -128,9 +128,10 @@ def discard(name: str | None) -> None:
 def heatmap_response(submission):
     """The stored overlay as a private PNG response; 404 when the submission has none.
 
-    The caller has fetched ``submission`` through an owner-scoped selector.
+    The caller has fetched ``submission`` through an owner-scoped selector. A result whose ranking is
+    not shown (not assessed, guidance/triage.py) shows no heatmap either: it explains the top class.
     """
-    if not submission.heatmap:
+    if not submission.heatmap or not submission.shows_ranking:
         raise Http404("This photo has no heatmap.")
     response = private_photo_response(submission.heatmap)
     response["Content-Type"] = "image/png"

@@ -17,7 +17,8 @@ def _side(point):
     """What one side of the comparison shows about its photo."""
     if point is None:
         return None
-    return {"point": point, "submission": point.submission, "top": point.top(timeline.TOP_N),
+    shown = point.submission.shows_ranking
+    return {"point": point, "submission": point.submission, "top": point.top(timeline.TOP_N) if shown else [],
             "triage": submission_triage(point.submission)}
 
 

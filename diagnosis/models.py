@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from guidance import triage
+
 from .choices import BodySite, Duration, Sex, SkinType
 from .storage import photo_storage
 
@@ -107,6 +109,9 @@ class Submission(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     failure_reason = models.TextField(blank=True)
     uncertain = models.BooleanField(default=False, help_text="The model did not commit to one condition.")
+    look_anyway = models.BooleanField(
+        default=False, help_text="The person asked to see the reading of a photo that was not assessed "
+                                 "(not skin, or the model uncertain); it is shown with a warning.")
     model_version = models.CharField(max_length=100, blank=True, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # Outbox marker: set once the broker accepted the analysis task; queued rows without it are
@@ -143,6 +148,21 @@ class Submission(models.Model):
     @property
     def is_final(self):
         return self.status in self.FINAL_STATUSES
+
+    @property
+    def result_state(self) -> str:
+        """guidance.triage's state of a final result (assessed, uncertain, not skin), from the stored fields."""
+        return triage.result_state(not_skin=self.status == self.Status.REJECTED, uncertain=self.uncertain,
+                                   has_probabilities=self.status in (self.Status.DONE, self.Status.REJECTED))
+
+    @property
+    def shows_ranking(self) -> bool:
+        """Whether the ranked conditions may be shown anywhere (page, API, report, timeline)."""
+        return self.is_final and triage.shows_ranking(self.result_state, self.look_anyway)
+
+    @property
+    def can_look_anyway(self) -> bool:
+        return self.is_final and self.result_state in (triage.UNCERTAIN, triage.NOT_SKIN) and not self.look_anyway
 
     def symptom_labels(self):
         labels = dict(self.Symptom.choices)

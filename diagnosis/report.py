@@ -144,7 +144,7 @@ def build_report(lesion, now=None) -> Report:
         entry = Entry(
             submission=submission,
             number=number,
-            predictions=predictions[:TOP_N] if submission.status == Submission.Status.DONE else [],
+            predictions=predictions[:TOP_N] if submission.shows_ranking else [],
             triage=submission_triage(submission, predictions),
             answers=context_answers(submission),
             assistant_answers=assistant_answers(submission),
@@ -271,6 +271,11 @@ def render_pdf(report: Report) -> bytes:
             details.append(labelled("Model version", s.model_version, small))
         if entry.triage is not None:
             details.append(labelled("Urgency", entry.triage.title))
+            if not entry.triage.assessed:
+                details.append(p(entry.triage.state_title + ("; the ranking above is shown at the person's request"
+                                                             if entry.triage.shown_anyway else "") + ".", small))
+            if entry.triage.evidence:
+                details.append(p(entry.triage.evidence, small))
             details += [p(f"• {reason}", small) for reason in entry.triage.reasons]
         details.append(Paragraph("<b>Answers given with the photo:</b>", body))
         details += [labelled(q, a, small) for q, a in entry.answers]

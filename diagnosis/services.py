@@ -18,6 +18,7 @@ from .audit import redact_deleted
 from .images import CleanImage, sanitize_upload
 from .models import Lesion, Prediction, Submission
 from .publish import enqueue_analysis
+from .reminders import schedule_reminder
 from .storage import delete_files_on_commit
 
 CONTEXT_FIELDS = ("age", "sex", "anatomic_site", "skin_type", "duration", "symptoms")
@@ -96,6 +97,21 @@ def requeue_submission(submission: Submission) -> bool:
     if updated:
         transaction.on_commit(lambda: enqueue_analysis(submission))
     return bool(updated)
+
+
+def look_anyway(submission: Submission) -> bool:
+    """Show the reading of a photo that was not assessed (not skin, uncertain), at the owner's request.
+
+    A model save, so the audit log records who asked and when. The advice stays at least "soon"
+    (guidance/triage.py); the re-photograph reminder follows the new tier. False when there is
+    nothing to show (assessed already, failed, not final, or asked before).
+    """
+    if not submission.can_look_anyway:
+        return False
+    submission.look_anyway = True
+    submission.save(update_fields=["look_anyway", "updated_at"])
+    transaction.on_commit(lambda: schedule_reminder(submission.pk), robust=True)
+    return True
 
 
 # --- Deletion and retention -------------------------------------------------------------------

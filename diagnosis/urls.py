@@ -11,6 +11,8 @@ urlpatterns = [
     path("submissions/<uuid:submission_uuid>/status/", views.submission_status, name="submission-status"),
     path("submissions/<uuid:submission_uuid>/photo/", views.submission_photo, name="submission-photo"),
     path("submissions/<uuid:submission_uuid>/heatmap/", views.submission_heatmap, name="submission-heatmap"),
+    path("submissions/<uuid:submission_uuid>/look-anyway/", views.submission_look_anyway,
+         name="submission-look-anyway"),
     path("submissions/<uuid:submission_uuid>/delete/", views.submission_delete, name="submission-delete"),
     path("lesions/", views.lesion_list, name="lesion-list"),
     path("lesions/<uuid:lesion_uuid>/", views.lesion_detail, name="lesion-detail"),

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.services import has_current_consent
 from guidance.selectors import result_guidance
@@ -65,10 +65,21 @@ def submission_detail(request, submission_uuid):
     predictions = list(submission.predictions.all())
     return render(request, "diagnosis/submission_detail.html", {
         "submission": submission,
-        "top_predictions": predictions[:4],
+        "top_predictions": predictions[:4] if submission.shows_ranking else [],
         "heatmap_pending": explanations.heatmap_pending(submission),
         "guidance": result_guidance(submission, predictions),
     })
+
+
+@login_required
+@require_POST
+def submission_look_anyway(request, submission_uuid):
+    """"This is skin, please look anyway": show a not-assessed result's reading, with a warning."""
+    submission = selectors.get_submission_for(request.user, submission_uuid)
+    if services.look_anyway(submission):
+        messages.info(request, "Here is what the model read in the photo. It could not assess it clearly, so treat "
+                               "the ranking with caution; the advice stays at least to book an appointment.")
+    return redirect("diagnosis:submission-detail", submission_uuid=submission.uuid)
 
 
 @login_required

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 
 from . import assistant
 from .models import AssistantConversation, Condition, ReferralContact
-from .triage import DEFAULT_MALIGNANCY_THRESHOLD, SOON, URGENT, TriageResult, triage
+from .triage import DEFAULT_MALIGNANCY_THRESHOLD, NOT_SKIN, SOON, URGENT, TriageResult, triage
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ def submission_triage(submission, predictions=None, state=_STORED) -> TriageResu
         not_skin=submission.status == "rejected",
         answers=triage_answers(submission, state),
         malignancy_threshold=malignancy_threshold(),
+        look_anyway=submission.look_anyway,
     )
 
 
@@ -138,7 +139,8 @@ def referrals(tier: str | None, active_contacts=None) -> dict:
 def assistant_context(submission, predictions=None) -> assistant.Context:
     """The engine's view of this result: the knowledge base as plain data and the triage as a function."""
     predictions = _ranked(submission) if predictions is None else list(predictions)
-    top = predictions[0].code if predictions and submission.status == "done" else None
+    # The assistant talks about the photo's most likely condition only where the page shows the ranking.
+    top = predictions[0].code if predictions and submission.shows_ranking else None
     return assistant.Context(
         conditions=[assistant.ConditionInfo(
             code=c.code, name=c.name, summary=c.summary, causes=c.causes_and_risk_factors,
@@ -153,9 +155,22 @@ def initial_state(submission) -> dict:
     return assistant.new_state(assistant.prefill_from(submission.symptoms, submission.age, submission.duration))
 
 
+def assistant_offered(submission) -> bool:
+    """The symptom assistant runs on a final result, but not on a photo rejected as not skin (a cat has
+    no border to ask about) unless the person said it is skin and asked to see it anyway."""
+    return has_result(submission) and (submission.result_state != NOT_SKIN or submission.look_anyway)
+
+
+def assistant_unavailable_reason(submission) -> str:
+    if has_result(submission):
+        return ("The assistant is not offered for a photo that does not look like skin. Take the photo again, or "
+                "say it is skin and ask to see the reading anyway.")
+    return "The assistant is available once the photo has been analysed."
+
+
 def assistant_panel(submission, predictions=None) -> dict | None:
-    """The transcript, the question now asked and its quick replies; None when there is no result yet."""
-    if not has_result(submission):
+    """The transcript, the question now asked and its quick replies; None when the assistant is not offered."""
+    if not assistant_offered(submission):
         return None
     conversation = AssistantConversation.objects.filter(submission=submission).first()
     if conversation is None:
@@ -170,7 +185,7 @@ def result_guidance(submission, predictions=None) -> dict:
     """Context for templates/guidance/_result_guidance.html: triage, top conditions' entries, assistant, referrals."""
     predictions = _ranked(submission) if predictions is None else list(predictions)
     result = submission_triage(submission, predictions)
-    top = predictions[:TOP_N] if submission.status == "done" else []
+    top = predictions[:TOP_N] if result is not None and result.shows_ranking else []
     entries = {c.code: c for c in Condition.objects.for_codes(p.code for p in top)}
     return {
         "triage": result,

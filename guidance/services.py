@@ -30,8 +30,8 @@ def _conversation_for_update(submission) -> tuple[AssistantConversation, bool]:
 
 def assistant_turn(submission, message: str) -> assistant.Reply:
     """Store the person's message and the assistant's reply; the new answers count in the triage from now on."""
-    if not selectors.has_result(submission):
-        raise AssistantUnavailable("The assistant is available once the photo has been analysed.")
+    if not selectors.assistant_offered(submission):
+        raise AssistantUnavailable(selectors.assistant_unavailable_reason(submission))
     message = (message or "").strip()[:assistant.MAX_MESSAGE_LENGTH]
     context = selectors.assistant_context(submission)
     with transaction.atomic():

@@ -14,10 +14,14 @@ model's metadata or from settings). The rule, in order:
    and acne → ``self_care`` but only while the malignancy sum is below half the threshold
    (otherwise ``routine``); psoriasis → ``routine`` (it needs a doctor's diagnosis and
    prescription treatment); "another skin condition" → ``soon`` (we cannot say what it is).
-3. **Not skin / uncertain.** A photo the gate rejected as not skin has no meaningful
-   probabilities: they are ignored and the tier starts at ``routine``. An uncertain result
-   (no class stands out) is never reassuring: at least ``routine``. Neither ever gives
-   ``self_care``.
+3. **A result that could not be assessed** (``result_state``: not skin, uncertain, or no
+   probabilities at all) is never reassuring: its tier is at least ``soon``, never ``routine`` or
+   ``self_care``, its ranking is not shown (``TriageResult.shows_ranking``) and the person gets
+   retake tips (``RETAKE_TIPS``). A photo the gate rejected as not skin has no meaningful
+   probabilities: they are ignored. An uncertain result's probabilities still count, but only
+   upwards (a high malignancy sum still gives ``urgent``). The person may say "this is skin,
+   please look anyway" (``look_anyway``): the ranking is then shown with a warning, the not-skin
+   photo's probabilities count, and the tier stays at least ``soon``.
 4. **Red flags** in the answers (``RED_FLAGS``: bleeding, a sore not healed in 4 weeks,
    getting bigger, changing colour or shape) raise the tier: to ``urgent`` for a spot or
    growth (anything but the inflammatory and infection classes), for an unclear result and
@@ -58,6 +62,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 URGENT, SOON, ROUTINE, SELF_CARE = "urgent", "soon", "routine", "self_care"
+
+# Whether a result could be assessed (the ranking is meaningful) or not, and why not.
+ASSESSED, UNCERTAIN, NOT_SKIN, NO_RESULT = "assessed", "uncertain", "not_skin", "no_result"
+STATES = (ASSESSED, UNCERTAIN, NOT_SKIN, NO_RESULT)
+STATE_TITLES = {
+    ASSESSED: "Assessed",
+    UNCERTAIN: "Not assessed: the model is uncertain",
+    NOT_SKIN: "Not assessed: this does not look like a photo of skin",
+    NO_RESULT: "Not assessed",
+}
+NOT_ASSESSED_FLOOR = SOON
+
+#: How to take a photo the model can read, shown whenever a result could not be assessed.
+RETAKE_TIPS = (
+    "Hold the camera about 10–15 cm from the skin, or as close as it still focuses sharply.",
+    "Use daylight or a brightly lit room, with no shadow over the spot and no flash straight on it.",
+    "Tap the spot on the screen to focus and hold still; if the photo looks blurred, take it again.",
+    "Fit the whole spot in the frame, in the middle, with a little normal skin around it.",
+    "No filter, zoom or beauty mode, and no make-up, cream or plaster on the spot.",
+)
+
+# Bounds of a "borderline" reading, as multiples of the malignancy threshold.
+BORDERLINE = (2 / 3, 1.5)
 
 # Most urgent first. Titles are what the person reads.
 TIERS: dict[str, str] = {
@@ -118,10 +145,36 @@ class TriageResult:
     tier: str
     reasons: list[str] = field(default_factory=list)
     malignancy_probability: float | None = None
+    state: str = ASSESSED
+    shown_anyway: bool = False  # the person asked to see a result that was not assessed
+    evidence: str = ""  # the summed skin-cancer probability in plain words ("" without probabilities)
+    borderline: bool = False
 
     @property
     def title(self) -> str:
         return TIERS[self.tier]
+
+    @property
+    def assessed(self) -> bool:
+        return self.state == ASSESSED
+
+    @property
+    def shows_ranking(self) -> bool:
+        """Whether the ranked conditions may be shown: an assessed result, or one the person asked to see."""
+        return shows_ranking(self.state, self.shown_anyway)
+
+    @property
+    def state_title(self) -> str:
+        return STATE_TITLES[self.state]
+
+    @property
+    def retake_tips(self) -> tuple[str, ...]:
+        return () if self.assessed else RETAKE_TIPS
+
+    @property
+    def can_look_anyway(self) -> bool:
+        """A not-assessed result with probabilities, which the person has not yet asked to see."""
+        return self.state in (UNCERTAIN, NOT_SKIN) and not self.shown_anyway
 
 
 def _pct(p: float) -> str:
@@ -137,14 +190,46 @@ def malignancy_probability(probabilities: dict[str, float]) -> float:
     return sum(float(probabilities.get(code, 0.0)) for code in MALIGNANT_CODES)
 
 
+def result_state(*, not_skin: bool, uncertain: bool, has_probabilities: bool) -> str:
+    """Whether a final result was assessed, and if not why (the gate's verdict comes first)."""
+    if not has_probabilities:
+        return NO_RESULT
+    if not_skin:
+        return NOT_SKIN
+    return UNCERTAIN if uncertain else ASSESSED
+
+
+def shows_ranking(state: str, look_anyway: bool) -> bool:
+    """Whether ranked conditions may be shown: an assessed result, or one the person asked to see anyway."""
+    return state == ASSESSED or (look_anyway and state in (UNCERTAIN, NOT_SKIN))
+
+
+def evidence(malignancy: float, threshold: float) -> tuple[str, bool]:
+    """The summed skin-cancer probability in plain words, and whether the reading is borderline."""
+    low, high = BORDERLINE
+    borderline = low * threshold <= malignancy < high * threshold
+    if malignancy >= 0.5:
+        band = "high: the photo resembles skin cancer more than anything else"
+    elif borderline:
+        band = ("borderline: close to the level at which we advise a quick check, so a small change in the photo "
+                "could change the advice")
+    elif malignancy >= threshold:
+        band = "raised: enough to have it checked quickly, although the model's reading leans to a harmless cause"
+    else:
+        band = "low"
+    return (f"Resemblance to skin cancer or a pre-cancerous spot (all kinds together): {_pct(malignancy)}, {band}. "
+            f"We advise a quick check from {_pct(threshold)}."), borderline
+
+
 def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, answers: dict,
-           malignancy_threshold: float = DEFAULT_MALIGNANCY_THRESHOLD) -> TriageResult:
+           malignancy_threshold: float = DEFAULT_MALIGNANCY_THRESHOLD, look_anyway: bool = False) -> TriageResult:
     """Turn one result and the person's answers into one of four tiers, with plain-language reasons.
 
     ``probabilities`` maps class codes (``ml.classes``) to calibrated probabilities (may be
     empty); ``answers`` may hold ``symptoms`` (a list of ``Submission.Symptom`` codes),
     ``abcd`` (``ABCD_SIGNS`` codes), ``history`` (``HISTORY`` codes), ``age`` (years) and
-    ``duration`` (a ``Duration`` code). The rule is described in the module docstring.
+    ``duration`` (a ``Duration`` code). ``look_anyway``: the person asked to see a result that
+    was not assessed. The rule is described in the module docstring.
     """
     reasons: list[str] = []
     symptoms = set(answers.get("symptoms") or [])
@@ -152,26 +237,34 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
     history = set(answers.get("history") or []) & set(HISTORY)
     red_flags = [text for code, text in RED_FLAGS.items() if code in symptoms]
     minor = [text for code, text in MINOR_SIGNS.items() if code in symptoms]
+    state = result_state(not_skin=not_skin, uncertain=uncertain, has_probabilities=bool(probabilities))
+    shown_anyway = look_anyway and state in (UNCERTAIN, NOT_SKIN)
 
-    if not_skin or not probabilities:
+    if state == NO_RESULT or (state == NOT_SKIN and not shown_anyway):
         # The gate's "not skin" means the probabilities describe nothing: ignore them.
         malignancy = None
         top = None
-        tier = ROUTINE
+        tier = NOT_ASSESSED_FLOOR
         reasons.append("The photo could not be assessed" + (
-            " because it does not look like a close-up of skin" if not_skin else "")
-            + ", so we cannot say anything reassuring. Retake it, or show the spot to a doctor if it worries you.")
+            " because it does not look like a close-up of skin" if state == NOT_SKIN else "")
+            + ", so nothing in it can reassure you. Take it again (see the tips); if you cannot get a clear photo, "
+              "or the spot worries you, have it looked at in the coming weeks.")
         unclear = True
     else:
         malignancy = malignancy_probability(probabilities)
         top = max(probabilities, key=lambda code: probabilities[code])
-        unclear = uncertain or top == "other"
+        unclear = state != ASSESSED or top == "other"
+        if state == NOT_SKIN:
+            reasons.append("You asked us to read a photo that the model judged not to look like skin: its reading "
+                           "may be wrong, so the advice is never less than booking an appointment.")
         if malignancy >= malignancy_threshold:
             tier = URGENT
             reasons.append(
                 f"The photo resembles skin cancer or a pre-cancerous spot (melanoma, basal cell carcinoma, "
                 f"squamous cell carcinoma or actinic keratosis) with a combined probability of {_pct(malignancy)}, "
                 f"at or above the {_pct(malignancy_threshold)} at which we advise seeing a doctor quickly.")
+        elif state == UNCERTAIN and not shown_anyway:
+            tier = NOT_ASSESSED_FLOOR  # the ranking is not shown, so neither is what its top class suggests
         else:
             tier = TOP_CLASS_TIER.get(top, SOON)
             if top in INFLAMMATORY_CODES and tier == SELF_CARE and malignancy >= malignancy_threshold / 2:
@@ -196,11 +289,11 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
             else:
                 reasons.append(f"The photo most resembles a harmless (benign) skin growth; the combined "
                                f"probability of skin cancer or a pre-cancerous spot is {_pct(malignancy)}.")
-        if uncertain:
-            reasons.append("The model is uncertain: none of the conditions it knows stands out, "
-                           "so it cannot reassure you.")
-            if tier == SELF_CARE:
-                tier = ROUTINE
+        if state == UNCERTAIN:
+            reasons.append("The model is uncertain: none of the conditions it knows stands out, so it cannot "
+                           "reassure you" + (". You asked to see its reading anyway: treat the ranking with caution."
+                                              if shown_anyway else " and does not rank them. Take the photo again "
+                                              "(see the tips), or have the spot looked at."))
 
     spot = unclear or top not in INFLAMMATORY_CODES
     if red_flags:
@@ -225,9 +318,18 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
     if spot:
         tier = _risk_step(tier, history, abcd, minor, answers, reasons)
 
-    if not_skin or uncertain:
-        tier = _more_urgent(tier, ROUTINE)  # never self-care without a clear result
-    return TriageResult(tier=tier, reasons=reasons, malignancy_probability=malignancy)
+    if state != ASSESSED and _RANK[tier] < _RANK[NOT_ASSESSED_FLOOR]:
+        # Never routine or self-care without a clear result.
+        reasons.append("Because the photo could not be assessed clearly, the advice is at least to book an "
+                       "appointment rather than wait.")
+        tier = NOT_ASSESSED_FLOOR
+    said, borderline = "", False
+    if malignancy is not None and shows_ranking(state, shown_anyway):  # a hidden reading is not quoted as "low"
+        said, borderline = evidence(malignancy, malignancy_threshold)
+        if state != ASSESSED:
+            said += " The photo could not be assessed clearly, so this may be wrong."
+    return TriageResult(tier=tier, reasons=reasons, malignancy_probability=malignancy, state=state,
+                        shown_anyway=shown_anyway, evidence=said, borderline=borderline)
 
 
 def _abcd_step(tier: str, abcd: set[str], symptoms: set[str], reasons: list[str]) -> str:

@@ -359,7 +359,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Lesion.body_site and Submission.anatomic_site share one choice set: one enum in the schema.
-    "ENUM_NAME_OVERRIDES": {"BodySiteEnum": "diagnosis.choices.BodySite"},
+    "ENUM_NAME_OVERRIDES": {"BodySiteEnum": "diagnosis.choices.BodySite", "ResultStateEnum": "guidance.triage.STATES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "diagnosis.api.schema.add_error_responses",  # 400/401/403/404/413/429, as the API answers them

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from guidance.api.serializers import SubmissionGuidanceField
+from guidance.triage import STATES
 
 from .. import selectors, services
 from ..choices import BodySite, Duration, Sex, SkinType
@@ -51,6 +52,15 @@ class SubmissionSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     heatmap_url = serializers.SerializerMethodField()
     guidance = SubmissionGuidanceField()  # urgency tier and reasons (guidance/triage.py)
+    result_state = serializers.ChoiceField(
+        choices=STATES, read_only=True,
+        help_text="assessed, uncertain or not_skin once analysed (no_result while queued or if it failed). "
+                  "Only an assessed result has its ranking in predictions/top_predictions.")
+    shows_ranking = serializers.BooleanField(
+        read_only=True, help_text="Whether predictions and top_predictions are filled: an assessed result, or one "
+                                  "the person asked to see anyway (POST look-anyway/). Otherwise they are [].")
+    can_look_anyway = serializers.BooleanField(
+        read_only=True, help_text="A not-assessed result whose reading can be shown with POST look-anyway/.")
     # Declared so the schema says "" is a possible value (the person did not answer): a read-only
     # model field loses allow_blank, and the schema then listed only the choices.
     sex = serializers.ChoiceField(choices=Sex.choices, allow_blank=True, read_only=True)
@@ -62,7 +72,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
         model = Submission
         fields = [
             "uuid", "url", "lesion", "status", "status_display", "is_final", "failure_reason", "uncertain",
-            "model_version", "created_at", "started_at", "finished_at",
+            "result_state", "shows_ranking", "look_anyway", "can_look_anyway", "model_version", "created_at", "started_at", "finished_at",
             "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
             "predictions", "top_predictions", "image_url", "heatmap_url", "guidance",
         ]
@@ -72,13 +82,17 @@ class SubmissionSerializer(serializers.ModelSerializer):
         # Sorted in Python so a prefetch with any ordering (or none) still gives ranks in order.
         return sorted(submission.predictions.all(), key=lambda p: p.rank)
 
+    def _shown(self, submission):
+        """The ranking, or [] for a result that was not assessed (the person may ask to see it: look-anyway)."""
+        return self._ranked(submission) if submission.shows_ranking else []
+
     @extend_schema_field(PredictionSerializer(many=True))
     def get_predictions(self, submission):
-        return PredictionSerializer(self._ranked(submission), many=True).data
+        return PredictionSerializer(self._shown(submission), many=True).data
 
     @extend_schema_field(PredictionSerializer(many=True))
     def get_top_predictions(self, submission):
-        return PredictionSerializer(self._ranked(submission)[:TOP_N], many=True).data
+        return PredictionSerializer(self._shown(submission)[:TOP_N], many=True).data
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, submission):
@@ -87,7 +101,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_heatmap_url(self, submission):
         """Where the model looked (a PNG overlay the photo's shape); null when there is none."""
-        if not submission.heatmap:
+        if not submission.heatmap or not submission.shows_ranking:
             return None
         return _photo_url(self.context.get("request"), submission, "api:submission-heatmap")
 
@@ -170,7 +184,7 @@ class LesionHistoryItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(TopPredictionSerializer(allow_null=True))
     def get_top_prediction(self, submission):
-        if getattr(submission, "top_code", None) is None:
+        if getattr(submission, "top_code", None) is None or not submission.shows_ranking:
             return None
         return TopPredictionSerializer(submission).data
 

@@ -135,6 +135,27 @@ class SubmissionViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, views
         services.delete_submission(instance)
 
     @extend_schema(
+        summary='"This is skin, please look anyway": show a not-assessed result\'s ranking',
+        description=(
+            "For a result that was not assessed (`can_look_anyway`: not skin, or the model uncertain), fill "
+            "`predictions` and `top_predictions` with the model's reading, shown with a warning; the guidance "
+            "stays at least `soon`. Recorded in the audit log. 409 when there is nothing to show (an assessed, "
+            "failed or unfinished result, or asked before)."
+        ),
+        request=None,
+        responses={200: SubmissionSerializer, 404: OpenApiResponse(description="No such submission for you."),
+                   409: OpenApiResponse(description="Nothing to show: assessed, not final, failed or asked before.")},
+    )
+    @action(detail=True, methods=["post"], url_path="look-anyway")
+    def look_anyway(self, request, uuid=None):
+        submission = self.get_object()
+        if not services.look_anyway(submission):
+            return Response({"detail": "There is no hidden reading to show for this photo."},
+                            status=status.HTTP_409_CONFLICT)
+        submission = selectors.get_submission_for(request.user, submission.uuid)
+        return Response(SubmissionSerializer(submission, context=self.get_serializer_context()).data)
+
+    @extend_schema(
         summary="The uploaded photo (owner only)",
         responses={
             (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored, cleaned JPEG."),

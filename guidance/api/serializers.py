@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from ..models import AssistantConversation, AssistantMessage, Condition, ReferralContact
 from ..selectors import referrals, submission_triage
-from ..triage import TIER_CHOICES
+from ..triage import STATES, TIER_CHOICES
 
 
 class SourceSerializer(serializers.Serializer):
@@ -53,6 +53,15 @@ class GuidanceSerializer(serializers.Serializer):
         many=True, help_text="Where to get seen, as configured by the service's staff for this tier.")
     referral_note = serializers.CharField(
         allow_blank=True, help_text="For urgent or soon with no contact configured: advice to contact a GP.")
+    state = serializers.ChoiceField(choices=STATES, help_text="assessed, uncertain, not_skin or no_result.")
+    state_title = serializers.CharField(help_text="The state in words.")
+    shown_anyway = serializers.BooleanField(help_text="The person asked to see a not-assessed result's ranking.")
+    shows_ranking = serializers.BooleanField(help_text="Whether the ranked conditions may be shown.")
+    retake_tips = serializers.ListField(
+        child=serializers.CharField(), help_text="How to take a photo that can be assessed; [] when assessed.")
+    evidence = serializers.CharField(
+        allow_blank=True, help_text="The summed skin-cancer probability in plain words; '' when not used.")
+    borderline = serializers.BooleanField(help_text="The reading is close to the urgent threshold.")
 
 
 def guidance_data(result, contacts=None):
@@ -62,7 +71,11 @@ def guidance_data(result, contacts=None):
     found = referrals(result.tier, contacts)
     return GuidanceSerializer({"tier": result.tier, "title": result.title, "reasons": result.reasons,
                                "malignancy_probability": result.malignancy_probability,
-                               "referrals": found["contacts"], "referral_note": found["fallback"]}).data
+                               "referrals": found["contacts"], "referral_note": found["fallback"],
+                               "state": result.state, "state_title": result.state_title,
+                               "shown_anyway": result.shown_anyway, "shows_ranking": result.shows_ranking,
+                               "retake_tips": list(result.retake_tips), "evidence": result.evidence,
+                               "borderline": result.borderline}).data
 
 
 @extend_schema_field(GuidanceSerializer(allow_null=True))

@@ -45,7 +45,8 @@ class ConditionDetailView(generics.RetrieveAPIView):
     get=extend_schema(
         tags=["assistant"], summary="The symptom assistant's conversation about a submission (owner only)",
         description="The transcript, the question asked now with its quick replies, and the guidance with the "
-                    "answers so far. 409 until the analysis is final (done or rejected).",
+                    "answers so far. 409 until the analysis is final, and for a photo rejected as not skin "
+                    "unless the person asked to see it anyway (POST .../look-anyway/).",
         responses={200: AssistantSerializer, 404: OpenApiResponse(description="No such submission for you."),
                    409: OpenApiResponse(description="No final result yet.")}),
     post=extend_schema(
@@ -64,8 +65,8 @@ class AssistantView(APIView):
 
     def get(self, request, submission_uuid):
         submission = get_submission_for(request.user, submission_uuid)
-        if not selectors.has_result(submission):
-            return _not_final()
+        if not selectors.assistant_offered(submission):
+            return _not_final(submission)
         return Response(_conversation_data(submission))
 
     def post(self, request, submission_uuid):
@@ -82,9 +83,8 @@ class AssistantView(APIView):
         return Response(data)
 
 
-def _not_final():
-    return Response({"detail": "The assistant is available once the photo has been analysed."},
-                    status=status.HTTP_409_CONFLICT)
+def _not_final(submission):
+    return Response({"detail": selectors.assistant_unavailable_reason(submission)}, status=status.HTTP_409_CONFLICT)
 
 
 def _conversation_data(submission):

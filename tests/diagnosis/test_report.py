@@ -78,7 +78,7 @@ def test_pdf_of_a_lesion_with_unfinished_and_rejected_photos(owner_client, user)
     assert len(images) == 2
     assert "Queued" in text and "Not analysed" in text
     assert rejected.failure_reason.split(",")[0] in text
-    assert TIERS["routine"] in text  # a photo that could not be assessed is never self-care
+    assert TIERS["soon"] in text  # a photo that could not be assessed is never routine or self-care
 
 
 def test_pdf_of_a_lesion_without_photos(owner_client, user):

@@ -181,9 +181,9 @@ def test_conversation(probabilities, conversation):
 
 
 def test_a_not_skin_photo_has_no_subject_for_it_but_named_conditions_work():
-    run([("is it contagious?", "asymmetry", "could not be assessed", ROUTINE),
-         ("what is it?", "asymmetry", "could not be assessed", ROUTINE),
-         ("Is tinea contagious?", "asymmetry", "Yes, it can spread", ROUTINE)], MOLE, not_skin=True)
+    run([("is it contagious?", "asymmetry", "could not be assessed", SOON),
+         ("what is it?", "asymmetry", "could not be assessed", SOON),
+         ("Is tinea contagious?", "asymmetry", "Yes, it can spread", SOON)], MOLE, not_skin=True)
 
 
 def test_answers_from_the_upload_form_are_not_asked_again():

@@ -123,11 +123,22 @@ def test_the_assistant_is_not_offered_before_a_result(owner_client, result):
     assert not AssistantConversation.objects.exists()
 
 
-def test_a_not_skin_result_gets_the_assistant_too(owner_client, result):
+def test_a_not_skin_result_gets_the_assistant_only_once_the_person_says_it_is_skin(owner_client, result):
+    """Issue 12: a cat was asked about its asymmetry. Rejected as not skin: no assistant, until "look anyway"."""
     submission = result(MOLE, status=Submission.Status.REJECTED)
+    assert 'id="assistant"' not in page(owner_client, submission).content.decode()
     post(owner_client, submission, "Is it contagious?")
-    text = AssistantMessage.objects.filter(role="assistant").last().text
-    assert "could not be assessed" in text
+    assert not AssistantConversation.objects.exists()
+    owner_client.post(reverse("diagnosis:submission-look-anyway", args=[submission.uuid]))
+    assert 'id="assistant"' in page(owner_client, submission).content.decode()
+    post(owner_client, submission, "Is it contagious?")
+    assert AssistantMessage.objects.filter(role="assistant").exists()
+
+
+def test_the_assistant_api_refuses_a_not_skin_result_with_the_reason(owner_client, result):
+    submission = result(MOLE, status=Submission.Status.REJECTED)
+    response = owner_client.get(api_url(submission))
+    assert response.status_code == 409 and "does not look like skin" in response.json()["detail"]
 
 
 def test_an_empty_or_too_long_message_is_refused_without_storing(owner_client, result):

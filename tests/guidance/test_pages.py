@@ -108,14 +108,14 @@ def test_no_guidance_before_the_analysis_is_final(owner_client, submission_facto
     assert 'id="guidance"' not in html and 'id="condition-summaries"' not in html
 
 
-def test_not_skin_result_gets_routine_advice_and_no_condition_summaries(owner_client, use_tiny_model,
-                                                                         submission_factory):
+def test_not_skin_result_gets_soon_advice_and_no_condition_summaries(owner_client, use_tiny_model,
+                                                                      submission_factory):
     submission = _analysed(submission_factory)
     Submission.objects.filter(pk=submission.pk).update(
         status=Submission.Status.REJECTED, failure_reason="This does not look like a photo of skin.")
     html = owner_client.get(reverse("diagnosis:submission-detail", args=[submission.uuid])).content.decode()
-    assert 'data-tier="routine"' in html and "does not look like a close-up of skin" in html
-    assert 'id="condition-summaries"' not in html
+    assert 'data-tier="soon"' in html and "does not look like a close-up of skin" in html
+    assert 'id="condition-summaries"' not in html and 'id="predictions"' not in html
 
 
 def test_outsider_sees_nothing_of_the_guidance(outsider_client, use_tiny_model, submission_factory):

@@ -42,12 +42,13 @@ TABLE = [
     ("clear acne", {"acne": .95, "nv": .05}, False, False, [], SELF_CARE, "self-care"),
     ("clear psoriasis", {"psoriasis": .9, "ad": .1}, False, False, [], ROUTINE, "prescription"),
     ("another skin condition", {"other": .7, "nv": .3}, False, False, [], SOON, "outside the ones the model knows"),
-    ("uncertain eczema is never self-care", {"ad": .4, "tinea": .35, "psoriasis": .25}, True, False, [], ROUTINE,
+    ("uncertain eczema is never self-care", {"ad": .4, "tinea": .35, "psoriasis": .25}, True, False, [], SOON,
      "uncertain"),
-    ("uncertain mole", {"nv": .45, "bkl": .4, "df": .15}, True, False, [], ROUTINE, "cannot reassure"),
-    ("not skin: probabilities ignored", {"mel": .9, "nv": .1}, False, True, [], ROUTINE, "does not look like"),
+    ("uncertain mole", {"nv": .45, "bkl": .4, "df": .15}, True, False, [], SOON, "cannot reassure"),
+    ("uncertain but malignancy high", {"mel": .45, "nv": .4, "bkl": .15}, True, False, [], URGENT, "45 %"),
+    ("not skin: probabilities ignored", {"mel": .9, "nv": .1}, False, True, [], SOON, "does not look like"),
     ("not skin but bleeding", {"acne": 1.0}, False, True, ["bleeding"], URGENT, "it bleeds"),
-    ("no probabilities at all", {}, False, False, [], ROUTINE, "could not be assessed"),
+    ("no probabilities at all", {}, False, False, [], SOON, "could not be assessed"),
     ("changing mole", {"nv": .95, "mel": .05}, False, False, ["changing"], URGENT, "changing colour or shape"),
     ("bleeding mole", {"nv": .95, "mel": .05}, False, False, ["bleeding"], URGENT, "warning signs"),
     ("growing seborrhoeic keratosis", {"bkl": .9, "nv": .1}, False, False, ["growing"], URGENT, "getting bigger"),
@@ -110,7 +111,7 @@ ANSWERS_TABLE = [
     ("already urgent: no extra reasons needed", {"mel": .7, "nv": .3}, {"history": ["personal"]}, URGENT,
      "combined probability"),
     ("unclear result counts as a spot", {"ad": .4, "tinea": .35, "psoriasis": .25},
-     {"uncertain": True, "history": ["personal"]}, SOON, "skin cancer before"),
+     {"uncertain": True, "symptoms": ["bleeding"]}, URGENT, "warning signs"),  # a clear eczema: soon
 ]
 
 
@@ -189,3 +190,91 @@ def test_a_clear_result_is_never_less_urgent_than_the_conditions_usual_tier():
         probabilities = {code: .95, "nv": .05} if code != "nv" else {"nv": .95, "bkl": .05}
         result = triage(probabilities, uncertain=False, not_skin=False, answers={}, malignancy_threshold=T)
         assert RANK[result.tier] >= RANK[entry["urgency"]], (code, result.tier, entry["urgency"])
+
+
+# --- Results that could not be assessed (issue 12): every state x tier ------------------------------
+
+from guidance.triage import (  # noqa: E402
+    ASSESSED,
+    NO_RESULT,
+    NOT_SKIN,
+    RETAKE_TIPS,
+    STATES,
+    UNCERTAIN,
+)
+
+# A probability profile for each tier an assessed result can get (no answers).
+PROFILES = {
+    SELF_CARE: {"ad": .9, "nv": .08, "mel": .02},
+    ROUTINE: {"nv": .9, "bkl": .05, "mel": .05},
+    SOON: {"other": .7, "nv": .3},
+    URGENT: {"mel": .7, "nv": .3},
+}
+# state, look_anyway -> the tier each profile gets, and whether the ranking shows.
+STATE_TABLE = {
+    (ASSESSED, False): ({SELF_CARE: SELF_CARE, ROUTINE: ROUTINE, SOON: SOON, URGENT: URGENT}, True),
+    (ASSESSED, True): ({SELF_CARE: SELF_CARE, ROUTINE: ROUTINE, SOON: SOON, URGENT: URGENT}, True),
+    (UNCERTAIN, False): ({SELF_CARE: SOON, ROUTINE: SOON, SOON: SOON, URGENT: URGENT}, False),
+    (UNCERTAIN, True): ({SELF_CARE: SOON, ROUTINE: SOON, SOON: SOON, URGENT: URGENT}, True),
+    (NOT_SKIN, False): ({SELF_CARE: SOON, ROUTINE: SOON, SOON: SOON, URGENT: SOON}, False),
+    (NOT_SKIN, True): ({SELF_CARE: SOON, ROUTINE: SOON, SOON: SOON, URGENT: URGENT}, True),
+}
+
+
+@pytest.mark.parametrize("state,look_anyway", sorted(STATE_TABLE), ids=[f"{s}-{'anyway' if a else 'as is'}"
+                                                                        for s, a in sorted(STATE_TABLE)])
+def test_every_state_and_tier(state, look_anyway):
+    expected, shows = STATE_TABLE[(state, look_anyway)]
+    for profile, probabilities in PROFILES.items():
+        result = triage(probabilities, uncertain=state == UNCERTAIN, not_skin=state == NOT_SKIN, answers={},
+                        malignancy_threshold=T, look_anyway=look_anyway)
+        assert (result.state, result.tier, result.shows_ranking) == (state, expected[profile], shows), profile
+        assert result.shown_anyway == (look_anyway and state != ASSESSED)
+        assert bool(result.retake_tips) == (state != ASSESSED)
+        if state != ASSESSED:
+            assert result.tier not in (ROUTINE, SELF_CARE)
+        if not shows:  # nothing the hidden ranking suggests may leak into the reasons, nor be called "low"
+            assert result.evidence == ""
+            said = " ".join(result.reasons)
+            assert "most resembles" not in said and "most likely match" not in said, result.reasons
+
+
+def test_no_probabilities_is_not_assessed_and_cannot_be_shown_anyway():
+    for look_anyway in (False, True):
+        result = triage({}, uncertain=False, not_skin=False, answers={}, malignancy_threshold=T,
+                        look_anyway=look_anyway)
+        assert (result.state, result.tier, result.shows_ranking, result.can_look_anyway) == (NO_RESULT, SOON,
+                                                                                             False, False)
+
+
+def test_answers_still_raise_a_result_that_was_not_assessed():
+    for state in (UNCERTAIN, NOT_SKIN, NO_RESULT):
+        probabilities = {} if state == NO_RESULT else PROFILES[ROUTINE]
+        result = triage(probabilities, uncertain=state == UNCERTAIN, not_skin=state == NOT_SKIN,
+                        answers={"symptoms": ["bleeding"]}, malignancy_threshold=T)
+        assert result.tier == URGENT and any("it bleeds" in r for r in result.reasons), state
+
+
+def test_states_are_all_covered():
+    assert set(STATES) == {state for state, _ in STATE_TABLE} | {NO_RESULT}
+    assert len(RETAKE_TIPS) >= 4
+
+
+@pytest.mark.parametrize("malignancy,band,borderline", [
+    (.02, "low", False), (.12, "borderline", True), (.2, "borderline", True), (.3, "raised", False),
+    (.6, "high", False)])
+def test_evidence_is_graded_in_plain_words(malignancy, band, borderline):
+    result = triage({"mel": malignancy, "nv": 1 - malignancy}, uncertain=False, not_skin=False, answers={},
+                    malignancy_threshold=T)
+    assert f"{malignancy * 100:.0f} %, {band}" in result.evidence and result.borderline == borderline
+    assert "15 %" in result.evidence  # the level it is compared with
+
+
+def test_two_urgent_readings_of_different_strength_read_differently():
+    """Issue 12 item 8: 36 % melanoma and 78 % melanoma get the same tier but not the same words."""
+    weaker = triage({"nv": .625, "mel": .36, "bkl": .015}, uncertain=False, not_skin=False, answers={},
+                    malignancy_threshold=.091)
+    stronger = triage({"mel": .776, "nv": .2, "bkl": .024}, uncertain=False, not_skin=False, answers={},
+                      malignancy_threshold=.091)
+    assert weaker.tier == stronger.tier == URGENT
+    assert "raised" in weaker.evidence and "high" in stronger.evidence

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "owner", "other", "admin")
 
 # name -> (kind of object in the URL, {role: status}).
-# Kinds: None, "submission", "lesion", "batch", "reset", "condition".
+# Kinds: None, "submission", "lesion", "batch", "reset", "condition", "explained" (a finished, assessed
+# photo with a heatmap: a result that was not assessed shows none).
 LOGIN, OK, NOT_FOUND, NOT_ALLOWED, UNAUTH, REDIRECT = 302, 200, 404, 405, 401, "redirect"
 PRIVATE_OBJECT = {"anonymous": LOGIN, "owner": OK, "other": NOT_FOUND, "admin": NOT_FOUND}
 LOGGED_IN_PAGE = {"anonymous": LOGIN, "owner": OK, "other": OK, "admin": OK}
@@ -39,12 +40,14 @@ API_LOGGED_IN = {"anonymous": UNAUTH, "owner": OK, "other": OK, "admin": OK}
 ROUTES = {
     # diagnosis (web)
     "diagnosis:home": (None, PUBLIC),
+    "favicon": (None, {role: REDIRECT for role in ROLES}),  # to the static SVG
     # The admin has not accepted the consent: the upload page sends them to it first.
     "diagnosis:upload": (None, {**LOGGED_IN_PAGE, "admin": REDIRECT}),
     "diagnosis:submission-detail": ("submission", PRIVATE_OBJECT),
     "diagnosis:submission-status": ("submission", PRIVATE_OBJECT),
     "diagnosis:submission-photo": ("submission", PRIVATE_OBJECT),
-    "diagnosis:submission-heatmap": ("submission", PRIVATE_OBJECT),
+    "diagnosis:submission-heatmap": ("explained", PRIVATE_OBJECT),
+    "diagnosis:submission-look-anyway": ("submission", {**POST_ONLY, "anonymous": LOGIN}),
     "diagnosis:submission-delete": ("submission", PRIVATE_OBJECT),  # GET: the confirmation page
     "diagnosis:lesion-list": (None, LOGGED_IN_PAGE),
     "diagnosis:lesion-detail": ("lesion", PRIVATE_OBJECT),
@@ -74,7 +77,8 @@ ROUTES = {
     "api:submission-list": (None, API_LOGGED_IN),
     "api:submission-detail": ("submission", API_PRIVATE_OBJECT),
     "api:submission-image": ("submission", API_PRIVATE_OBJECT),
-    "api:submission-heatmap": ("submission", API_PRIVATE_OBJECT),
+    "api:submission-heatmap": ("explained", API_PRIVATE_OBJECT),
+    "api:submission-look-anyway": ("submission", {**POST_ONLY, "anonymous": UNAUTH}),
     "api:lesion-list": (None, API_LOGGED_IN),
     "api:lesion-detail": ("lesion", API_PRIVATE_OBJECT),
     "api:lesion-submissions": ("lesion", API_PRIVATE_OBJECT),
@@ -138,12 +142,19 @@ def owned(submission_factory):
     # ... and with a stored heatmap overlay, for the heatmap routes
     submission.heatmap.save("heatmap.png", ContentFile(overlay_png((4, 3), np.ones((3, 4)))), save=False)
     submission.save(update_fields=["batch", "heatmap"])
+    explained = submission_factory(lesion=submission.lesion)
+    explained.heatmap.save("heatmap.png", ContentFile(overlay_png((4, 3), np.ones((3, 4)))), save=False)
+    explained.status = explained.Status.DONE
+    explained.save(update_fields=["heatmap", "status"])
+    submission.explained = explained
     return submission
 
 
 def url_for(name, kind, submission):
     if kind == "submission":
         return reverse(name, args=[submission.uuid])
+    if kind == "explained":
+        return reverse(name, args=[submission.explained.uuid])
     if kind == "lesion":
         return reverse(name, args=[submission.lesion.uuid])
     if kind == "batch":
