@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from PIL import Image
 
-from guidance.selectors import submission_triage
+from guidance.selectors import conversation_state, submission_triage, triage_answers
+from guidance import assistant
 from guidance.triage import TriageResult
 
 from . import timeline
@@ -78,6 +79,17 @@ class Report:
         return sorted({e.submission.model_version for e in self.entries if e.submission.model_version})
 
 
+def reported_symptoms(submission) -> list[str]:
+    """Every symptom the person reported for this photo, on the upload form or to the assistant, as labels.
+
+    The same union the triage reads (guidance.selectors.triage_answers), so the report never says
+    "none reported" next to an assistant answer "it bleeds: yes".
+    """
+    codes = triage_answers(submission, conversation_state(submission))["symptoms"]
+    labels = dict(Submission.Symptom.choices)
+    return [labels.get(code, code) for code in codes]
+
+
 def context_answers(submission) -> list[tuple[str, str]]:
     """The optional answers given with the photo, as (question, answer), only those answered."""
     rows = []
@@ -87,8 +99,8 @@ def context_answers(submission) -> list[tuple[str, str]]:
                            ("duration", "Has had it for")):
         if getattr(submission, name):
             rows.append((question, getattr(submission, f"get_{name}_display")()))
-    labels = submission.symptom_labels()
-    rows.append(("Symptoms", ", ".join(labels) if labels else "none reported"))
+    labels = reported_symptoms(submission)
+    rows.append(("Symptoms (upload form and assistant)", ", ".join(labels) if labels else "none reported"))
     return rows
 
 
@@ -111,11 +123,6 @@ def assistant_answers(submission) -> list[tuple[str, str]]:
     Answers copied from the upload form are left out (they are in ``context_answers``); skipped
     questions are listed as such. Read defensively: an optional section must never break the report.
     """
-    try:
-        from guidance import assistant
-        from guidance.selectors import conversation_state
-    except ImportError:  # pragma: no cover - a deployment without the assistant
-        return []
     try:
         state = conversation_state(submission) or {}
         answers = state.get("answers") or {}
@@ -221,7 +228,6 @@ def render_pdf(report: Report) -> bytes:
         Image as PdfImage,
     )
     from reportlab.platypus import (
-        KeepTogether,
         Paragraph,
         SimpleDocTemplate,
         Table,
@@ -232,7 +238,9 @@ def render_pdf(report: Report) -> bytes:
     body = ParagraphStyle("body", fontName=regular, fontSize=9.5, leading=12.5)
     small = ParagraphStyle("small", parent=body, fontSize=8.5, leading=11, textColor=colors.HexColor("#5b6876"))
     h1 = ParagraphStyle("h1", parent=body, fontName=bold, fontSize=17, leading=21, spaceAfter=4)
-    h2 = ParagraphStyle("h2", parent=body, fontName=bold, fontSize=12, leading=15, spaceBefore=10, spaceAfter=4)
+    # keepWithNext: a photo's heading never ends a page without its photo and details.
+    h2 = ParagraphStyle("h2", parent=body, fontName=bold, fontSize=12, leading=15, spaceBefore=10, spaceAfter=4,
+                        keepWithNext=1)
     notice = ParagraphStyle("notice", parent=body, backColor=colors.HexColor("#fff7ed"),
                             borderColor=colors.HexColor("#9a3412"), borderWidth=0.8, borderPadding=6,
                             spaceBefore=6, spaceAfter=10)
@@ -277,6 +285,9 @@ def render_pdf(report: Report) -> bytes:
             if entry.triage.evidence:
                 details.append(p(entry.triage.evidence, small))
             details += [p(f"• {reason}", small) for reason in entry.triage.reasons]
+            if entry.triage.noted:
+                details.append(p("Also noted (did not change the urgency):", small))
+                details += [p(f"• {item}", small) for item in entry.triage.noted]
         details.append(Paragraph("<b>Answers given with the photo:</b>", body))
         details += [labelled(q, a, small) for q, a in entry.answers]
         if entry.assistant_answers:
@@ -296,7 +307,7 @@ def render_pdf(report: Report) -> bytes:
         table = Table([[photo, details]], colWidths=[PHOTO_WIDTH_CM * cm + 0.4 * cm, None])
         table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                                    ("LEFTPADDING", (0, 0), (0, 0), 0)]))
-        story += [KeepTogether([p(f"Photo {entry.number} of {len(report.entries)}", h2)]), table]
+        story += [p(f"Photo {entry.number} of {len(report.entries)}", h2), table]
 
     if not report.entries:
         story.append(p("No photo of this spot yet."))

@@ -35,3 +35,13 @@ def get_submission_for(user, submission_uuid):
         Prefetch("predictions", queryset=Prediction.objects.order_by("rank"))
     )
     return get_object_or_404(queryset, uuid=submission_uuid)
+
+
+def latest_submissions(lesions) -> dict:
+    """Each lesion's most recent photo (with its ranked predictions), keyed by lesion pk; one query."""
+    latest = {}
+    queryset = (Submission.objects.filter(lesion__in=lesions).select_related("lesion").order_by("-created_at", "-pk")
+                .prefetch_related(Prefetch("predictions", queryset=Prediction.objects.order_by("rank"))))
+    for submission in queryset:
+        latest.setdefault(submission.lesion_id, submission)
+    return latest

@@ -141,8 +141,10 @@ def changes(previous: Point, current: Point, *, margin: float | None = None,
     if previous.model_version == current.model_version:
         distance = cosine_distance(previous.embedding, current.embedding)
         if distance is not None and distance > threshold:
-            found.append(Change(APPEARANCE, f"The spot looks different from the earlier photo (appearance "
-                                            f"distance {distance:.2f}, above {threshold:.2f})."))
+            found.append(Change(APPEARANCE, "The spot looks different from the earlier photo: its colour, shape "
+                                            "and texture, as the model sees them, moved more than they usually do "
+                                            "between two photos of an unchanged spot. Different light or distance "
+                                            "can do this too, so compare the two photos yourself."))
     return found
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.services import has_current_consent
-from guidance.selectors import result_guidance
+from guidance.selectors import result_guidance, submission_triage
 
 from . import explanations, selectors, services
 from .forms import UploadForm
@@ -111,9 +111,13 @@ def submission_heatmap(request, submission_uuid):
 
 @login_required
 def lesion_list(request):
-    lesions = selectors.lesions_for(request.user)
+    """Each spot with its latest photo's status and tier, and when to photograph it again."""
+    lesions = list(selectors.lesions_for(request.user))
+    latest = selectors.latest_submissions(lesions)
+    rows = [{"lesion": lesion, "latest": latest.get(lesion.pk),
+             "triage": submission_triage(latest[lesion.pk]) if lesion.pk in latest else None} for lesion in lesions]
     recent = selectors.submissions_for(request.user)[:10]
-    return render(request, "diagnosis/lesion_list.html", {"lesions": lesions, "recent": recent})
+    return render(request, "diagnosis/lesion_list.html", {"lesions": lesions, "rows": rows, "recent": recent})
 
 
 @login_required

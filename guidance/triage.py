@@ -149,6 +149,7 @@ class TriageResult:
     shown_anyway: bool = False  # the person asked to see a result that was not assessed
     evidence: str = ""  # the summed skin-cancer probability in plain words ("" without probabilities)
     borderline: bool = False
+    noted: list[str] = field(default_factory=list)  # what the person told us that did not change the tier
 
     @property
     def title(self) -> str:
@@ -323,13 +324,23 @@ def triage(probabilities: dict[str, float], *, uncertain: bool, not_skin: bool, 
         reasons.append("Because the photo could not be assessed clearly, the advice is at least to book an "
                        "appointment rather than wait.")
         tier = NOT_ASSESSED_FLOOR
+    noted = _also_noted(reasons, red_flags + minor, abcd, history)
     said, borderline = "", False
     if malignancy is not None and shows_ranking(state, shown_anyway):  # a hidden reading is not quoted as "low"
         said, borderline = evidence(malignancy, malignancy_threshold)
         if state != ASSESSED:
             said += " The photo could not be assessed clearly, so this may be wrong."
     return TriageResult(tier=tier, reasons=reasons, malignancy_probability=malignancy, state=state,
-                        shown_anyway=shown_anyway, evidence=said, borderline=borderline)
+                        shown_anyway=shown_anyway, evidence=said, borderline=borderline, noted=noted)
+
+
+def _also_noted(reasons: list[str], signs: list[str], abcd: set[str], history: set[str]) -> list[str]:
+    """Each thing the person told us that no reason mentions (the tier was already at or above what it
+    would give), so the page and the doctor's report still list it."""
+    said = " ".join(reasons)
+    told = signs + [text for code, text in ABCD_SIGNS.items() if code in abcd]
+    told += [text for code, text in HISTORY.items() if code in history]
+    return [f"You told us {text}." for text in told if text not in said]
 
 
 def _abcd_step(tier: str, abcd: set[str], symptoms: set[str], reasons: list[str]) -> str:

@@ -62,6 +62,8 @@ class GuidanceSerializer(serializers.Serializer):
     evidence = serializers.CharField(
         allow_blank=True, help_text="The summed skin-cancer probability in plain words; '' when not used.")
     borderline = serializers.BooleanField(help_text="The reading is close to the urgent threshold.")
+    noted = serializers.ListField(
+        child=serializers.CharField(), help_text="What the person told us that did not change the tier.")
 
 
 def guidance_data(result, contacts=None):
@@ -75,7 +77,7 @@ def guidance_data(result, contacts=None):
                                "state": result.state, "state_title": result.state_title,
                                "shown_anyway": result.shown_anyway, "shows_ranking": result.shows_ranking,
                                "retake_tips": list(result.retake_tips), "evidence": result.evidence,
-                               "borderline": result.borderline}).data
+                               "borderline": result.borderline, "noted": result.noted}).data
 
 
 @extend_schema_field(GuidanceSerializer(allow_null=True))

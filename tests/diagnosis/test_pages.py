@@ -131,5 +131,41 @@ def test_history_lists_own_lesions_with_top_prediction(owner_client, user, other
     assert all(s.top_code and s.top_probability > 0 for s in history)
 
 
+def test_my_spots_shows_each_spots_latest_status_tier_and_next_photo(owner_client, user, other_user,
+                                                                     submission_factory, use_tiny_model):
+    """Issue 12 item 6: My spots showed no status, no tier and no "next photo due" date."""
+    from guidance.selectors import submission_triage
+
+    first = submission_factory()
+    latest = submission_factory(lesion=first.lesion)
+    analysis.analyse_submission(first.pk)
+    analysis.analyse_submission(latest.pk)
+    queued = submission_factory()  # another spot, not analysed yet
+    theirs = submission_factory(owner=other_user)
+    from diagnosis.reminders import schedule_reminder
+
+    assert schedule_reminder(latest.pk)  # after the result commits, in production (on_commit)
+    latest.refresh_from_db()
+    latest.lesion.refresh_from_db()
+    html = owner_client.get(reverse("diagnosis:lesion-list")).content.decode()
+    row = html[html.index(f'data-spot="{first.lesion.uuid}"'):]
+    row = row[:row.index("</tr>")]
+    tier = submission_triage(latest)
+    assert reverse("diagnosis:submission-detail", args=[latest.uuid]) in row and tier.title in row
+    assert f"{latest.lesion.remind_at:%-d %b %Y}" in row  # the re-photograph date the result set
+    queued_row = html[html.index(f'data-spot="{queued.lesion.uuid}"'):]
+    assert "Queued" in queued_row[:queued_row.index("</tr>")]
+    assert str(theirs.lesion.uuid) not in html
+
+
 def test_every_page_links_to_the_condition_pages(client):
     assert b'href="/conditions/"' in client.get(reverse("diagnosis:home")).content
+
+
+def test_an_upload_with_an_error_asks_to_choose_the_photo_again_and_stores_nothing(owner_client):
+    """Issue 12 item 6: browsers clear the file field, and the form used to drop the photo silently."""
+    response = owner_client.post(reverse("diagnosis:upload"), {"image": upload_file(image_bytes()), "age": "200"})
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="choose-again"' in html and "choose the photo again" in html
+    assert not Submission.objects.exists()
+    assert 'id="choose-again"' not in owner_client.get(reverse("diagnosis:upload")).content.decode()

@@ -176,3 +176,37 @@ def test_symptom_assistant_answers_are_in_the_report(owner_client, lesion_with_p
     assert "Symptom assistant" in text and "A for asymmetry: Yes" in text
     html = owner_client.get(reverse("diagnosis:lesion-report", args=[lesion.uuid])).content.decode()
     assert "<dt>E for evolving</dt><dd>Yes, it got bigger</dd>" in html
+
+
+def test_symptoms_are_one_list_from_the_form_and_the_assistant_and_noted_facts_are_listed(owner_client, user):
+    """Issue 12 item 6: "Symptoms: none reported" next to the assistant's "bleeds: yes"; history left out."""
+    from guidance.models import AssistantConversation
+
+    photo = finish(photo_submission(user, symptoms=["itching"]), MELANOMA_LIKE, days_ago=1)
+    AssistantConversation.objects.create(submission=photo, state={
+        "answers": {"bleeding": True, "pain": False, "personal_history": True}, "prefilled": [], "skipped": []})
+    text, _ = pdf_text_and_images(owner_client.get(reverse("diagnosis:lesion-report-pdf",
+                                                           args=[photo.lesion.uuid])).content)
+    assert "Symptoms (upload form and assistant): Bleeding, Itching" in text
+    assert "none reported" not in text
+    assert "Also noted (did not change the urgency)" in text and "you have had skin cancer before" in text
+    html = owner_client.get(reverse("diagnosis:lesion-report", args=[photo.lesion.uuid])).content.decode()
+    assert "Bleeding, Itching" in html and 'class="report-noted"' in html
+
+
+def test_a_photo_heading_never_ends_a_pdf_page_alone(owner_client, user):
+    """Issue 12 item 6: "Photo 2 of 2" was left alone at the bottom of page 1."""
+    lesion = None
+    for i in range(4):  # enough photos for several page breaks, with long details
+        photo = finish(photo_submission(user, lesion, color=(100 + 30 * i, 90, 80), age=54, duration="months",
+                                        symptoms=["itching", "bleeding", "pain", "crusting"]),
+                       MELANOMA_LIKE if i % 2 else MOLE, days_ago=10 - i)
+        lesion = photo.lesion
+    content = owner_client.get(reverse("diagnosis:lesion-report-pdf", args=[lesion.uuid])).content
+    pages = [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(content)).pages]
+    assert len(pages) >= 2
+    for text in pages:
+        for number in range(1, 5):
+            heading = f"Photo {number} of 4"
+            if heading in text:
+                assert "Taken:" in text[text.index(heading):], f"{heading} ends its page alone"

@@ -278,3 +278,16 @@ def test_two_urgent_readings_of_different_strength_read_differently():
                       malignancy_threshold=.091)
     assert weaker.tier == stronger.tier == URGENT
     assert "raised" in weaker.evidence and "high" in stronger.evidence
+
+
+def test_what_did_not_move_the_tier_is_still_listed():
+    """Issue 12 item 6: an urgent photo's reasons left out itching and personal and family history."""
+    result = triage({"mel": .7, "nv": .3}, uncertain=False, not_skin=False, malignancy_threshold=T,
+                    answers={"symptoms": ["itching", "bleeding"], "history": ["personal", "family"]})
+    assert result.tier == URGENT
+    assert any("it bleeds" in r for r in result.reasons)  # a red flag on an urgent result: a reason
+    assert result.noted == ["You told us it itches.", "You told us you have had skin cancer before.",
+                            "You told us a close relative has had melanoma or skin cancer."]
+    raised = triage({"nv": .95, "mel": .05}, uncertain=False, not_skin=False, malignancy_threshold=T,
+                    answers={"symptoms": ["itching"]})
+    assert raised.tier == SOON and raised.noted == []  # itching moved this one: it is a reason
