@@ -1,6 +1,10 @@
+from auditlog.admin import LogEntryAdmin
+from auditlog.filters import CIDFilter, ResourceTypeFilter
+from auditlog.models import LogEntry
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from .audit import EVENTS
 from .models import Consent, User
 
 
@@ -30,3 +34,36 @@ class ConsentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class EventFilter(admin.SimpleListFilter):
+    """The named security events (accounts/audit.py), stored in ``additional_data['event']``."""
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return list(EVENTS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(additional_data__event=self.value()) if self.value() else queryset
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogEntryAdmin(LogEntryAdmin):
+    """auditlog's log browser, with the event named: log-ins, consent, exports, deletions, admin looks.
+
+    Without it each showed as a bare "access" entry and searching "login" or "export" found nothing.
+    """
+
+    list_display = ["created", "resource_url", "action", "event", "msg_short", "user_url", "cid_url"]
+    search_fields = [*LogEntryAdmin.search_fields, "additional_data__event"]
+    list_filter = ["action", EventFilter, ResourceTypeFilter, CIDFilter]
+
+    @admin.display(description="event")
+    def event(self, entry):
+        name = (entry.additional_data or {}).get("event", "")
+        return EVENTS.get(name, name)

@@ -26,6 +26,17 @@ LOGIN_FAILED = "login_failed"
 DATA_EXPORT = "data_export"
 ACCOUNT_DELETED = "account_deleted"
 CONSENT_ACCEPTED = "consent_accepted"
+ADMIN_ACCESS = "admin_access"  # an admin looked at a health record (diagnosis/audit.py)
+
+#: Every named event, as the audit log's admin lists them (filter and search by the name).
+EVENTS = {
+    LOGIN: "Log-in",
+    LOGIN_FAILED: "Failed log-in",
+    CONSENT_ACCEPTED: "Consent accepted",
+    DATA_EXPORT: "Data export",
+    ACCOUNT_DELETED: "Account deleted",
+    ADMIN_ACCESS: "Admin looked at a record",
+}
 
 _THE_USER = object()  # default actor: the user the event is about
 

@@ -2,10 +2,11 @@
 
 Changes are recorded by django-auditlog (see ``audit.py``). Looking at health
 data is recorded too: every render of a lesion, submission or prediction
-change page and every photo shown through the admin sends auditlog's
-``accessed`` signal, which writes a LogEntry with action ACCESS and the
-admin user as actor (AuditlogMiddleware sets it). The entries are browsed in
-the admin under "Audit log · Log entries".
+change page writes one LogEntry with action ACCESS, the event name
+``admin_access`` and the admin as actor (``audit.log_admin_access``); the photo
+the page embeds is part of that view, and is logged on its own only when opened
+alone. The entries are browsed, filtered by event and searched in the admin
+under "Audit log · Log entries" (accounts/admin.py).
 
 Predictions are the model's output: nobody edits them by hand.
 Photos are never linked by storage path; they are shown through an
@@ -14,7 +15,6 @@ admin-only view that checks staff access and logs it.
 
 from functools import cached_property
 
-from auditlog.signals import accessed
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import services
-from .audit import log_requeued
+from .audit import log_admin_access, log_requeued
 from .models import Lesion, Prediction, Submission
 from .photos import private_photo_response
 
@@ -32,8 +32,7 @@ class AccessLoggedAdminMixin:
     """Record an ACCESS log entry each time an object's change (or read-only view) page is shown."""
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk is not None:
-            accessed.send(sender=obj.__class__, instance=obj)
+        log_admin_access(request, obj)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
 
@@ -136,7 +135,7 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
         if not self.has_view_permission(request, submission):
             raise PermissionDenied
         response = private_photo_response(submission.image)
-        accessed.send(sender=Submission, instance=submission)
+        log_admin_access(request, submission, part_of_page=True)
         return response
 
     @admin.action(description="Re-queue failed submissions", permissions=["change"])

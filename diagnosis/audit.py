@@ -4,9 +4,15 @@ Registration also connects auditlog's ``accessed`` signal for these models, whic
 the admin sends to record who looked at a record (action ACCESS, see admin.py).
 """
 
+from datetime import timedelta
+
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
+
+from accounts.audit import ADMIN_ACCESS
+from skinsite.client_ip import client_ip
 
 from .models import Lesion, Prediction, Submission
 
@@ -14,6 +20,30 @@ auditlog.register(Lesion)
 # The embedding is binary model output (not text auditlog can diff, nor a change anyone made).
 auditlog.register(Submission, exclude_fields=["updated_at", "embedding"])
 auditlog.register(Prediction)
+
+
+#: A photo shown inside the change page that was just logged is part of that one view.
+SAME_VIEW_WITHIN = timedelta(minutes=1)
+
+
+def log_admin_access(request, obj, *, part_of_page: bool = False):
+    """One ACCESS entry, named ``admin_access``, for an admin looking at a health record.
+
+    ``part_of_page``: the record's photo, which the change page embeds; it is not logged again
+    when the same admin's view of the same record was logged within ``SAME_VIEW_WITHIN`` (one
+    entry per admin view), but it is when the photo URL is opened on its own.
+    """
+    if obj is None or obj.pk is None:
+        return None
+    if part_of_page and _accessed_since(obj, request.user, timezone.now() - SAME_VIEW_WITHIN):
+        return None
+    return LogEntry.objects.log_create(obj, action=LogEntry.Action.ACCESS, force_log=True, actor=request.user,
+                                       remote_addr=client_ip(request), additional_data={"event": ADMIN_ACCESS})
+
+
+def _accessed_since(obj, actor, since) -> bool:
+    return LogEntry.objects.get_for_object(obj).filter(action=LogEntry.Action.ACCESS, actor=actor,
+                                                       timestamp__gte=since).exists()
 
 
 def log_requeued(submission):

@@ -1,5 +1,6 @@
-from auditlog.signals import accessed
 from django.contrib import admin
+
+from diagnosis.audit import log_admin_access
 
 from .models import AssistantConversation, AssistantMessage, Condition, ReferralContact
 
@@ -71,6 +72,5 @@ class AssistantConversationAdmin(admin.ModelAdmin):
         return False
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            accessed.send(sender=obj.__class__, instance=obj)  # like the other health-data admins
+        log_admin_access(request, obj)  # like the other health-data admins
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)

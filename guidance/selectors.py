@@ -148,7 +148,20 @@ def assistant_context(submission, predictions=None) -> assistant.Context:
             synonyms=tuple(c.synonym_list())) for c in Condition.objects.all()],
         assess=lambda state: submission_triage(submission, predictions, state=state),
         top_code=top,
+        referral_text=referral_text(submission_triage(submission, predictions)),
     )
+
+
+def referral_text(result) -> str:
+    """Who can see the person, in one sentence for the assistant: the contacts staff configured for the
+    tier, else the advice to contact a GP; "" without a result (the assistant then names the page's list)."""
+    if result is None:
+        return ""
+    found = referrals(result.tier)
+    if not found["contacts"]:
+        return found["fallback"]
+    named = "; ".join(", ".join(part for part in (c.name, c.phone, c.booking_url) if part) for c in found["contacts"])
+    return f"For this advice you can contact: {named}."
 
 
 def initial_state(submission) -> dict:

@@ -135,7 +135,8 @@ class QuestionSerializer(serializers.Serializer):
 class ReplySerializer(serializers.Serializer):
     text = serializers.CharField()
     understood = serializers.BooleanField(help_text="False when the assistant did not understand the message.")
-    intent = serializers.CharField(help_text="answer, not_understood, how_soon, contagious, what_is, ...")
+    intent = serializers.CharField(help_text="answer, told (facts in free text), not_understood, how_soon, "
+                                             "contagious, what_is, treatment, referral, fear, not_noted, ...")
     tier_changed = serializers.BooleanField()
 
 

@@ -331,3 +331,11 @@ def test_requeued_submission_is_analysed(admin_client, submission_factory, use_t
 def test_lesions_cannot_be_added_in_admin(admin_client):
     assert admin_client.get(reverse("admin:diagnosis_lesion_add")).status_code == 403
     assert Lesion.objects.count() == 0
+
+
+def test_one_admin_view_of_a_submission_is_one_entry_photo_included(admin_client, admin_user, submission):
+    """Issue 12 item 5: the change page and the photo it embeds wrote two entries per view."""
+    admin_client.get(change_url(submission))
+    admin_client.get(photo_url(submission))  # the <img> of that page
+    entry = entries(submission, ACCESS).get()
+    assert entry.actor == admin_user and entry.additional_data == {"event": "admin_access"}

@@ -72,3 +72,54 @@ def test_no_secret_or_image_byte_in_logs_or_audit(client, user, password, settin
     for secret in secrets:
         assert secret not in logged and secret not in audit
     assert "\\xff\\xd8" not in logged and "JFIF" not in logged and "JFIF" not in audit
+
+
+# --- issue 12 item 5: the audit log names who did what, and each event ---------------------------------
+
+def _token_client(user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return api
+
+
+def test_api_uploads_and_deletions_name_the_token_user_not_system(user):
+    from diagnosis.models import Submission
+
+    api = _token_client(user)
+    response = api.post(reverse("api:submission-list"), {"image": upload_file(image_bytes())}, format="multipart")
+    assert response.status_code == 201
+    submission = Submission.objects.get()
+    created = LogEntry.objects.get_for_object(submission).get(action=LogEntry.Action.CREATE)
+    assert created.actor == user
+    assert api.delete(reverse("api:submission-detail", args=[submission.uuid])).status_code == 204
+    deleted = LogEntry.objects.filter(object_pk=str(submission.pk), action=LogEntry.Action.DELETE,
+                                      content_type__model="submission").get()
+    assert deleted.actor == user
+
+
+def test_an_outsiders_token_writes_nothing_about_the_owners_photo(user, other_user, submission_factory):
+    submission = submission_factory()
+    before = LogEntry.objects.count()
+    assert _token_client(other_user).delete(reverse("api:submission-detail", args=[submission.uuid])).status_code == 404
+    assert LogEntry.objects.count() == before
+
+
+def test_events_are_named_filterable_and_searchable_in_the_admin(client, admin_client, user, password):
+    client.post(reverse("login"), {"username": user.username, "password": password})
+    client.post(reverse("login"), {"username": user.username, "password": "wrong"})
+    changelist = reverse("admin:auditlog_logentry_changelist")
+    for query, event in (("login", "login"), ("login", "login_failed")):
+        found = admin_client.get(changelist, {"q": query}).context["cl"].result_list
+        assert any((e.additional_data or {}).get("event") == event for e in found), (query, event)
+    filtered = admin_client.get(changelist, {"event": "login_failed"})
+    assert {e.additional_data["event"] for e in filtered.context["cl"].result_list} == {"login_failed"}
+    assert "Failed log-in" in filtered.content.decode()
+
+
+def test_the_audit_log_is_for_staff_only(client, owner_client):
+    changelist = reverse("admin:auditlog_logentry_changelist")
+    assert client.get(changelist).status_code == 302
+    assert owner_client.get(changelist).status_code == 302  # not staff: the admin's log-in page
