@@ -477,7 +477,7 @@ FACT_RULES: tuple[FactRule, ...] = (
                      r"grey|gray|pink|brown|tan)\b(?! (?:itchy|sore|scaly|flaky|raised|swollen|inflamed))"),
     _rule("colours", r"\b(?:one|single|same|even|uniform)(?: \w+)? (?P<anchor>colou?r|shade)\b(?! as)", False),
     _rule("diameter", rf"\b{_BIG} than {_SIZE_OBJECT}"),
-    _rule("diameter", rf"\b(?P<anchor>over|above|more than) (?:6|six) ?(?:mm|millimet\w*)"),
+    _rule("diameter", r"\b(?P<anchor>over|above|more than) (?:6|six) ?(?:mm|millimet\w*)"),
     _rule("diameter", rf"\b{_SMALL} than {_SIZE_OBJECT}", False),
     _rule("diameter", r"\b(?P<anchor>under|below|less than) (?:6|six) ?(?:mm|millimet\w*)", False),
     _rule("evolving", r"\b(?P<anchor>grow(?:s|ing|n)?|grew|enlarg\w*|spreading|spread)\b", "growing",
