@@ -20,7 +20,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+
+from guidance.selectors import submission_triage
 
 from . import services
 from .audit import log_admin_access, log_requeued
@@ -89,13 +91,15 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
     # the photo, the owner and what the person told us are not editable here.
     fieldsets = [
         (None, {"fields": ["uuid", "owner", "lesion", "photo", "status", "failure_reason", "uncertain",
-                           "model_version", "attempts"]}),
+                           "look_anyway", "model_version", "attempts"]}),
+        ("Advice the person was given", {"fields": ["tier", "tier_reasons"]}),
         ("Times", {"fields": ["created_at", "updated_at", "started_at", "finished_at"]}),
         ("Context given by the person", {"fields": ["age", "sex", "anatomic_site", "skin_type", "duration",
                                                     "symptoms"]}),
         ("Stored file", {"classes": ["collapse"], "fields": ["image_sha256", "image_width", "image_height"]}),
     ]
-    readonly_fields = ["uuid", "owner", "lesion", "photo", "uncertain", "model_version", "attempts",
+    readonly_fields = ["uuid", "owner", "lesion", "photo", "uncertain", "look_anyway", "tier", "tier_reasons",
+                       "model_version", "attempts",
                        "created_at", "updated_at", "started_at", "finished_at",
                        "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
                        "image_sha256", "image_width", "image_height"]
@@ -111,6 +115,19 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
         if getattr(submission, "top_code", None) is None:
             return "—"
         return f"{submission.top_label} ({submission.top_probability:.0%})"
+
+    @admin.display(description="How soon to see someone")
+    def tier(self, submission):
+        """The tier the person's result page shows, from the same rule (guidance/triage.py)."""
+        result = submission_triage(submission)
+        if result is None:
+            return "— (no final result)"
+        return f"{result.title} ({result.state_title.lower()})" if not result.assessed else result.title
+
+    @admin.display(description="Why")
+    def tier_reasons(self, submission):
+        result = submission_triage(submission)
+        return format_html_join("", "<p>{}</p>", ((reason,) for reason in result.reasons)) if result else "—"
 
     @admin.display(description="Photo")
     def photo(self, submission):

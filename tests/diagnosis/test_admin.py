@@ -339,3 +339,12 @@ def test_one_admin_view_of_a_submission_is_one_entry_photo_included(admin_client
     admin_client.get(photo_url(submission))  # the <img> of that page
     entry = entries(submission, ACCESS).get()
     assert entry.actor == admin_user and entry.additional_data == {"event": "admin_access"}
+
+
+def test_the_submission_page_shows_the_tier_the_person_was_given(admin_client, analysed):
+    """Issue 12 item 10: the admin submission page showed no tier."""
+    from guidance.selectors import submission_triage
+
+    html = admin_client.get(change_url(analysed)).content.decode()
+    result = submission_triage(analysed)
+    assert "How soon to see someone" in html and result.title in html
