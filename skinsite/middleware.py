@@ -53,3 +53,32 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+PRIVATE = "private, no-store"
+
+
+class PrivateResponsesMiddleware:
+    """``Cache-Control: private, no-store`` on every response to a signed-in caller, in one place.
+
+    Health data (results, lesions, the assistant, consent, the API's JSON) is only ever sent to a
+    signed-in person or a token, so that is the rule: a session user, or a request with an
+    ``Authorization`` header (DRF tokens authenticate inside the view, after this has run). A
+    shared cache or the browser's back-forward cache must not keep it. A response that chose its
+    own Cache-Control (static files, the admin's never_cache) keeps it; anonymous pages (home,
+    conditions, log-in, the schema) stay cacheable.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Cache-Control" not in response and self.is_private(request):
+            response["Cache-Control"] = PRIVATE
+        return response
+
+    @staticmethod
+    def is_private(request) -> bool:
+        user = getattr(request, "user", None)
+        return bool(request.META.get("HTTP_AUTHORIZATION")) or bool(user is not None and user.is_authenticated)
