@@ -27,3 +27,15 @@ def throttles_share_one_cache(app_configs, **kwargs):
             id="skinsite.W001",
         )]
     return []
+
+
+@register(Tags.security, deploy=True)
+def allowed_hosts_are_named(app_configs, **kwargs):
+    """ALLOWED_HOSTS='*' passes Django's own deploy checks, but lets any Host header through (password
+    reset links and absolute URLs are built from it): refuse it."""
+    if "*" in settings.ALLOWED_HOSTS:
+        return [Error(
+            "ALLOWED_HOSTS contains '*': name the site's host names (a leading dot allows subdomains).",
+            id="skinsite.E002",
+        )]
+    return []

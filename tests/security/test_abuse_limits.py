@@ -161,3 +161,34 @@ def test_web_and_api_uploads_share_one_limit(rates, owner_client):
     assert owner_client.post(reverse("api:submission-list"), {"image": upload_file(image_bytes())}).status_code == 429
     assert Submission.objects.count() == 2
     assert owner_client.get(reverse("diagnosis:upload")).status_code == 200  # the page itself still opens
+
+
+# --- issue 13: JSON bodies are held to DATA_UPLOAD_MAX_MEMORY_SIZE ----------------------------------
+
+def test_a_json_body_over_the_form_limit_is_refused_with_413(settings, owner_client):
+    import json as _json
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    url = reverse("api:consent")
+    big = _json.dumps({"accept": True, "padding": "x" * 20_000})
+    response = owner_client.post(url, big, content_type="application/json")
+    assert response.status_code == 413 and "too large" in response.json()["detail"]
+    small = owner_client.post(url, _json.dumps({"accept": True}), content_type="application/json")
+    assert small.status_code in (200, 201), small.content
+
+
+def test_a_json_body_without_a_length_is_cut_at_the_limit(settings, rf):
+    import io
+
+    from rest_framework.exceptions import APIException
+
+    from skinsite.parsers import BoundedJSONParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    request = rf.post("/api/v1/consent/", data=b"", content_type="application/json")
+    request.META.pop("CONTENT_LENGTH", None)
+    stream = io.BytesIO(b'{"a": "' + b"x" * 5_000 + b'"}')
+    with pytest.raises(APIException) as refused:
+        BoundedJSONParser().parse(stream, "application/json", {"request": request})
+    assert refused.value.status_code == 413
+    assert BoundedJSONParser().parse(io.BytesIO(b'{"a": 1}'), "application/json", {"request": request}) == {"a": 1}

@@ -74,3 +74,9 @@ def test_production_security_settings():
 def test_development_defaults_need_no_secrets():
     result = run(["manage.py", "check"], {})
     assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_refuses_allowed_hosts_star():
+    """Issue 13: `check --deploy` passed with ALLOWED_HOSTS='*'."""
+    result = run(["manage.py", "check", "--deploy"], {**PRODUCTION, "ALLOWED_HOSTS": "skin.example.org,*"})
+    assert result.returncode != 0 and "skinsite.E002" in result.stderr + result.stdout
