@@ -85,7 +85,8 @@ def test_sign_up_upload_and_see_the_ranked_result(chromium, use_tiny_model, live
     nav.get_by_role("link", name="My spots").click()
     row = page.locator("tr", has_text="Mole on left shoulder")
     expect(row).to_be_visible()
-    expect(row.locator("td").nth(2)).to_have_text("1")
+    expect(row.locator("td").first).to_contain_text("1 photo")
+    expect(row.locator("td.latest-tier [data-tier]")).to_be_visible()  # the latest photo's tier
 
     submission = Submission.objects.get(owner__username="e2e-person")
     assert submission.status == Submission.Status.DONE
