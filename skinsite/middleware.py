@@ -82,3 +82,21 @@ class PrivateResponsesMiddleware:
     def is_private(request) -> bool:
         user = getattr(request, "user", None)
         return bool(request.META.get("HTTP_AUTHORIZATION")) or bool(user is not None and user.is_authenticated)
+
+
+class RetryAfterMiddleware:
+    """Every 429 says when to try again (issue 13): django-axes' lock-out page had no ``Retry-After``.
+
+    DRF's throttles and the upload view set their own (the wait their rate implies); a 429 without
+    one is a log-in lock-out, which lasts at most ``AXES_COOLOFF_TIME``. Sits outside AxesMiddleware.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 429 and "Retry-After" not in response:
+            cool_off = getattr(settings, "AXES_COOLOFF_TIME", None)
+            response["Retry-After"] = str(int(cool_off.total_seconds()) if cool_off else 60)
+        return response

@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",  # before axes, so it counts axes' 429s
+    "skinsite.middleware.RetryAfterMiddleware",  # outside axes: its lock-out 429 gets a Retry-After
     "axes.middleware.AxesMiddleware",  # turns a lock-out into a 429 page (keep it last)
 ]
 

@@ -90,6 +90,8 @@ def test_login_locks_out_after_repeated_failures(client, user, password):
     locked = _login(client, user.username, "wrong")
     assert locked.status_code == 429
     assert "too many login attempts" in locked.content.decode().lower()
+    # Issue 13: the lock-out says when to come back (at most the cool-off).
+    assert locked["Retry-After"] == str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     # Even the right password is refused while locked out...
     assert _login(client, user.username, password).status_code == 429
     assert "_auth_user_id" not in client.session
@@ -122,6 +124,7 @@ def test_api_token_endpoint_is_locked_out_too(client, user, password):
     response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.9")
     assert response.status_code == 429 and "token" not in response.json()
     assert "Too many failed log-ins" in response.json()["detail"]
+    assert int(response["Retry-After"]) > 0
     response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.8")
     assert response.status_code == 200 and response.json()["token"]
 
