@@ -84,5 +84,4 @@ class ExportView(APIView):
     def get(self, request):
         response = HttpResponse(services.export_zip(request.user, request=request), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="skinsite-data-{timezone.now():%Y%m%d}.zip"'
-        response["Cache-Control"] = "private, no-store"
         return response

@@ -84,7 +84,6 @@ def export_data(request):
     filename = f"skinsite-data-{timezone.now():%Y%m%d}.zip"
     response = HttpResponse(archive, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "private, no-store"
     return response
 
 

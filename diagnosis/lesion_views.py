@@ -42,9 +42,7 @@ def lesion_compare(request, lesion_uuid):
 @require_GET
 def lesion_report(request, lesion_uuid):
     lesion = selectors.get_lesion_for(request.user, lesion_uuid)
-    response = render(request, "diagnosis/lesion_report.html", {"report": report.build_report(lesion)})
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return render(request, "diagnosis/lesion_report.html", {"report": report.build_report(lesion)})
 
 
 @login_required

@@ -334,6 +334,5 @@ def pdf_response(lesion) -> HttpResponse:
     filename = f"spot-report-{timezone.localdate():%Y-%m-%d}.pdf"  # no health data in the name
     return HttpResponse(pdf, content_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
     })

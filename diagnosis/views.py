@@ -90,7 +90,6 @@ def submission_status(request, submission_uuid):
     return JsonResponse(
         {"status": submission.status, "status_display": submission.get_status_display(),
          "is_final": submission.is_final, "heatmap_pending": explanations.heatmap_pending(submission)},
-        headers={"Cache-Control": "private, no-store"},
     )
 
 
