@@ -116,17 +116,24 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
             return "—"
         return f"{submission.top_label} ({submission.top_probability:.0%})"
 
+    @staticmethod
+    def _triage(submission):
+        """The person's triage, computed once per page for the two fields that show it."""
+        if not hasattr(submission, "_admin_triage"):
+            submission._admin_triage = submission_triage(submission)
+        return submission._admin_triage
+
     @admin.display(description="How soon to see someone")
     def tier(self, submission):
         """The tier the person's result page shows, from the same rule (guidance/triage.py)."""
-        result = submission_triage(submission)
+        result = self._triage(submission)
         if result is None:
             return "— (no final result)"
         return f"{result.title} ({result.state_title.lower()})" if not result.assessed else result.title
 
     @admin.display(description="Why")
     def tier_reasons(self, submission):
-        result = submission_triage(submission)
+        result = self._triage(submission)
         return format_html_join("", "<p>{}</p>", ((reason,) for reason in result.reasons)) if result else "—"
 
     @admin.display(description="Photo")

@@ -160,13 +160,13 @@ class Submission(models.Model):
         """Whether the ranked conditions may be shown anywhere (page, API, report, timeline)."""
         return self.is_final and triage.shows_ranking(self.result_state, self.look_anyway)
 
+    def shown_predictions(self, predictions) -> list:
+        """The ranked predictions as every view may show them: all, or none for a result not assessed."""
+        return list(predictions) if self.shows_ranking else []
+
     @property
     def can_look_anyway(self) -> bool:
         return self.is_final and self.result_state in (triage.UNCERTAIN, triage.NOT_SKIN) and not self.look_anyway
-
-    def symptom_labels(self):
-        labels = dict(self.Symptom.choices)
-        return [labels.get(code, code) for code in self.symptoms or []]
 
 
 class Prediction(models.Model):

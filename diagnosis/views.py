@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.services import has_current_consent
-from guidance.selectors import result_guidance, submission_triage
+from guidance.selectors import TOP_N, result_guidance, submission_triage
 
 from . import explanations, selectors, services
 from .forms import UploadForm
@@ -65,7 +65,7 @@ def submission_detail(request, submission_uuid):
     predictions = list(submission.predictions.all())
     return render(request, "diagnosis/submission_detail.html", {
         "submission": submission,
-        "top_predictions": predictions[:4] if submission.shows_ranking else [],
+        "top_predictions": submission.shown_predictions(predictions)[:TOP_N],
         "heatmap_pending": explanations.heatmap_pending(submission),
         "guidance": result_guidance(submission, predictions),
     })

@@ -82,17 +82,13 @@ class SubmissionSerializer(serializers.ModelSerializer):
         # Sorted in Python so a prefetch with any ordering (or none) still gives ranks in order.
         return sorted(submission.predictions.all(), key=lambda p: p.rank)
 
-    def _shown(self, submission):
-        """The ranking, or [] for a result that was not assessed (the person may ask to see it: look-anyway)."""
-        return self._ranked(submission) if submission.shows_ranking else []
-
     @extend_schema_field(PredictionSerializer(many=True))
     def get_predictions(self, submission):
-        return PredictionSerializer(self._shown(submission), many=True).data
+        return PredictionSerializer(submission.shown_predictions(self._ranked(submission)), many=True).data
 
     @extend_schema_field(PredictionSerializer(many=True))
     def get_top_predictions(self, submission):
-        return PredictionSerializer(self._shown(submission)[:TOP_N], many=True).data
+        return PredictionSerializer(submission.shown_predictions(self._ranked(submission))[:TOP_N], many=True).data
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, submission):
