@@ -40,7 +40,7 @@ def tally(codes, probabilities, labels, states, threshold: float, look_anyway: b
     for probs, label, state in zip(probabilities, labels, states):
         result = triage.triage(
             dict(zip(codes, map(float, probs))), uncertain=state == "uncertain", not_skin=state == "not_skin",
-            answers={}, malignancy_threshold=threshold, **({"look_anyway": True} if look_anyway else {}))
+            answers={}, malignancy_threshold=threshold, look_anyway=look_anyway)
         group = "malignant" if label in MALIGNANT else "other"
         tiers["all"][result.tier] += 1
         if group == "malignant":
@@ -88,8 +88,7 @@ def main(argv=None) -> int:
     report = {"model_version": classifier.version, "engine": classifier.engine_key, "split": args.split_name,
               "malignancy_threshold": threshold, "states": dict(Counter(states)),
               "rule": tally(codes, probabilities, labels, states, threshold)}
-    if "look_anyway" in triage.triage.__code__.co_varnames:
-        report["shown_anyway"] = tally(codes, probabilities, labels, states, threshold, look_anyway=True)
+    report["shown_anyway"] = tally(codes, probabilities, labels, states, threshold, look_anyway=True)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -198,7 +198,7 @@ def result_guidance(submission, predictions=None) -> dict:
     """Context for templates/guidance/_result_guidance.html: triage, top conditions' entries, assistant, referrals."""
     predictions = _ranked(submission) if predictions is None else list(predictions)
     result = submission_triage(submission, predictions)
-    top = submission.shown_predictions(predictions)[:TOP_N] if result is not None else []
+    top = submission.shown_predictions(predictions)[:TOP_N]
     entries = {c.code: c for c in Condition.objects.for_codes(p.code for p in top)}
     return {
         "triage": result,
