@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cache made by `extract --tap-layer L --tap-only`: fine-tune everything after layer L")
     p.add_argument("--finetune-views", type=int, default=0, help="use only the first N cached views for fine-tuning (0: all)")
     p.add_argument("--init-from", type=Path, default=None,
-                   help="artifact folder to go on from: its head and fine-tuned layers are the start (needs --tap-cache)")
+                   help="artifact folder to go on from: its head and fine-tuned layers are the start "
+                        "(cached recipe: needs --tap-cache; whole: a new warm-up and cosine cycle from its weights)")
     p.add_argument("--target-accuracy", type=float, default=0.80,
                    help="validation accuracy required of confident answers; below the matching threshold -> uncertain")
     p.add_argument("--max-false-rejection", type=float, default=0.015,

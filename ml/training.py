@@ -384,8 +384,17 @@ def run_whole_network(args, splits) -> dict | None:
     wall = {"started": time.time()}
     if getattr(args, "max_per_split", None):
         splits = {k: v[: args.max_per_split] for k, v in splits.items()}
-    recipe = recipe_from_args(args)
     codes = class_codes(args.other)
+    recipe, start_backbone, start_head = recipe_from_args(args), None, None
+    if getattr(args, "init_from", None):
+        # A second cycle from a trained whole-network artifact: its backbone and head are the
+        # start, a new warm-up and cosine decay the schedule (the optimizer starts afresh).
+        start_backbone, head, start = warm_start(args.init_from, codes)
+        if start_backbone.preprocessing != recipe.preprocessing or start_backbone.arch != recipe.arch:
+            raise SystemExit(f"--init-from {args.init_from}: its {start_backbone.arch} / {start_backbone.preprocessing} "
+                             f"is not this run's {recipe.arch} / {recipe.preprocessing}")
+        start_head = head.get_weights()
+        recipe = replace(recipe, init_from=f"{start['version']}@{start['sha256']}")
     y = {k: encode_labels(v, codes) for k, v in splits.items()}
     keep = {k: y[k] >= 0 for k in splits}
     checkpoint = args.checkpoint or (args.runs / (args.version or args.out.name) / "checkpoint")
@@ -396,11 +405,13 @@ def run_whole_network(args, splits) -> dict | None:
     import keras
 
     keras.utils.set_random_seed(recipe.seed)  # the same start for the same recipe
-    backbone = build_backbone_for(recipe, args.weights)
+    backbone = build_backbone_for(recipe, None if start_head else args.weights)
+    if start_head:
+        backbone.model.set_weights(start_backbone.model.get_weights())
     t0 = time.time()
     model, head, state = wn.train(
         backbone.model, train_images, y["train"][keep["train"]], val_images, y["val"][keep["val"]], len(codes),
-        recipe, checkpoint, resume=args.resume,
+        recipe, checkpoint, resume=args.resume, initial_head=start_head,
         # --finish-now alone trains no further: the artifact comes from the best epoch so far
         max_epochs_now=0 if args.finish_now and args.epochs_now is None else args.epochs_now,
     )

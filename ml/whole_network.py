@@ -69,6 +69,8 @@ class Recipe:
     loss_power: float = 0.5
     photos_per_epoch: int = 0  # 0: as many draws as training photos
     seed: int = 0
+    #: the artifact (version@sha256) whose weights the run starts from; "" for ImageNet's
+    init_from: str = ""
 
     def __post_init__(self):
         if self.batchnorm not in BATCHNORM_MODES:
@@ -275,13 +277,15 @@ def train(
     checkpoint_dir: str | Path,
     resume: bool = False,
     max_epochs_now: int | None = None,
+    initial_head: list[np.ndarray] | None = None,
 ):
     """Train (or go on training) the whole network. Returns (model, head, state).
 
     ``state`` holds the curves (``history``), the best epoch and whether the recipe's epochs are
     all done (``finished``). ``max_epochs_now`` stops after that many epochs in this call (a
     session's time), leaving a checkpoint to resume from. The returned model carries the best
-    epoch's weights.
+    epoch's weights. ``initial_head`` (the head's weights) starts a fresh run from a trained
+    artifact, whose backbone weights ``backbone_model`` already carries (``--init-from``).
     """
     import keras
 
@@ -298,6 +302,8 @@ def train(
     if state is None:
         state = {"recipe": asdict(recipe), "epochs_done": 0, "history": empty_history(), "best_epoch": 0,
                  "best_score": -1.0, "epoch_seconds": [], "photos_per_second": []}
+        if initial_head is not None:
+            head.set_weights(initial_head)
     else:
         restore(checkpoint_dir, model, optimizer)
         log.info("resumed %s after epoch %d (best %.4f at epoch %d)", checkpoint_dir, state["epochs_done"],

@@ -122,3 +122,23 @@ def test_recipe_refuses_unknown_modes():
         Recipe(batchnorm="sometimes")
     with pytest.raises(ValueError):
         Recipe(precision="int4")
+
+
+def test_init_from_starts_a_new_cycle_from_a_trained_artifact(data, straight):
+    """A second warm-up + cosine cycle starts from the artifact's weights: at learning rate 0
+    (and BatchNorm frozen) it must come out as the same network, and it names its start."""
+    import keras
+
+    out, ck = data / "art" / "second", data / "ck" / "second"
+    assert main(whole_args(data, out, ck, "--epochs", "1", "--lr", "0", "--batchnorm", "frozen",
+                           "--init-from", str(straight["out"]))) == 0
+    before, after = read_metadata(straight["out"]), read_metadata(out, verify=True)
+    assert after["training"]["init_from"] == f"{before['version']}@{before['files']['model.keras']}"
+    old = keras.saving.load_model(straight["out"] / "model.keras", compile=False).get_weights()
+    new = keras.saving.load_model(out / "model.keras", compile=False).get_weights()
+    assert len(old) == len(new)
+    for a, b in zip(old, new):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # the start is part of the recipe: resuming it from another artifact is refused
+    with pytest.raises(CheckpointError, match="another recipe"):
+        main(whole_args(data, out, ck, "--epochs", "2", "--lr", "0", "--batchnorm", "frozen", "--resume"))
