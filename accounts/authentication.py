@@ -5,10 +5,13 @@ session user: a caller that authenticates with an API token is still anonymous t
 uploads and deletions were recorded as "system". Once DRF has authenticated the token, this
 puts the user into the audit context of the request (the one AuditlogMiddleware opened), so
 every entry the request writes afterwards carries the real actor, as on the web.
+
+The tokens are django-rest-knox's (hashed at rest, with an expiry; see REST_KNOX in settings),
+sent the same way DRF's were: ``Authorization: Token <key>``.
 """
 
 from auditlog.context import auditlog_value
-from rest_framework.authentication import TokenAuthentication
+from knox.auth import TokenAuthentication
 
 
 def attribute_to(user) -> bool:

@@ -10,6 +10,23 @@ class User(AbstractUser):
     class Meta:
         db_table = "accounts_user"
 
+    def set_unusable_password(self):
+        super().set_unusable_password()
+        self._credentials_changed = True
+
+    def save(self, *args, **kwargs):
+        # A new password (change, reset, the admin, `changepassword`) ends every API token: a token
+        # taken with the old password must not outlive it. ``_password`` is set by set_password() and
+        # cleared by save(); Django's own hash upgrade at log-in clears it before saving, so a mere
+        # re-hash of the same password revokes nothing. Sessions are ended by Django itself (the
+        # session keeps a hash of the password), except the one update_session_auth_hash() keeps.
+        credentials_changed = self.pk is not None and (
+            self._password is not None or getattr(self, "_credentials_changed", False))
+        super().save(*args, **kwargs)
+        if credentials_changed:
+            self._credentials_changed = False
+            self.auth_token_set.all().delete()
+
 
 class ConsentQuerySet(models.QuerySet):
     def current(self, user):

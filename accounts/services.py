@@ -1,4 +1,5 @@
-"""Consent and data rights: accept the consent text, export everything, delete the account."""
+"""Consent, API tokens and data rights: accept the consent text, issue and revoke tokens, export
+everything, delete the account."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+from knox.models import AuthToken
 
-from . import audit
+from . import audit, selectors
 from .models import Consent
 
 
@@ -34,6 +36,26 @@ def accept_consent(user, *, improve_model: bool, request=None) -> Consent:
     return consent
 
 
+def issue_api_token(user) -> tuple[AuthToken, str]:
+    """A new API token for ``user`` and its key, which is shown once: only a hash of it is stored.
+
+    It expires after ``API_TOKEN_TTL``. A person keeps at most ``API_TOKENS_PER_USER`` (a script
+    that logs in on every run would otherwise pile them up): the oldest beyond that are revoked.
+    """
+    with transaction.atomic():
+        selectors.expired_api_tokens(user).delete()
+        instance, key = AuthToken.objects.create(user=user, expiry=settings.API_TOKEN_TTL)
+        keep = list(selectors.active_api_tokens(user).values_list("digest", flat=True)[:settings.API_TOKENS_PER_USER])
+        AuthToken.objects.filter(user=user).exclude(digest__in=keep).delete()
+    return instance, key
+
+
+def revoke_api_token(user, digest: str) -> bool:
+    """Revoke one of ``user``'s tokens; another person's token (or none) is left alone: False."""
+    deleted, _ = AuthToken.objects.filter(user=user, digest=digest).delete()
+    return bool(deleted)
+
+
 def _iso(value):
     return value.isoformat() if value else None
 
@@ -48,6 +70,10 @@ def export_data(user) -> dict:
         "exported_at": _iso(timezone.now()),
         "account": {"username": user.username, "email": user.email, "date_joined": _iso(user.date_joined),
                     "last_login": _iso(user.last_login)},
+        # When each API token was issued and expires; never its key (only a hash of it is stored).
+        "api_tokens": [
+            {"created": _iso(t.created), "expiry": _iso(t.expiry)} for t in selectors.active_api_tokens(user)
+        ],
         "consents": [
             {"version": c.version, "improve_model": c.improve_model, "accepted_at": _iso(c.accepted_at)}
             for c in user.consents.order_by("accepted_at")
@@ -117,7 +143,8 @@ def export_zip(user, *, request=None) -> bytes:
 
 
 def delete_account(user, *, request=None) -> None:
-    """Delete the user, their lesions, photos (files too), predictions, consents and API token."""
+    """Delete the user, their lesions, photos (files too), predictions, consents and API tokens
+    (knox's tokens go with the user row: their foreign key cascades)."""
     from diagnosis import services as diagnosis_services
     from diagnosis.models import Lesion, Submission
 

@@ -2,16 +2,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from rest_framework.authtoken.models import Token
 
-from . import services
+from . import selectors, services
 from .forms import ConsentForm, DeleteAccountForm, SignUpForm
 
 
@@ -28,27 +26,42 @@ def signup(request):
     return render(request, "accounts/signup.html", {"form": form})
 
 
-@never_cache  # the page shows the API token: keep it out of browser and proxy caches
-@login_required
-def profile(request):
+def _profile(request, **extra):
     user = request.user
     return render(request, "accounts/profile.html", {
         "lesion_count": user.lesions.count(),
         "submission_count": user.submissions.count(),
         # Reading only: a token is created by an explicit POST, never as a side effect of a GET.
-        "token": Token.objects.filter(user=user).first(),
+        "tokens": selectors.active_api_tokens(user),
         "consent": services.current_consent(user),
+        "token_ttl_days": settings.API_TOKEN_TTL.days,
+        "token_limit": settings.API_TOKENS_PER_USER,
+        **extra,
     })
+
+
+@never_cache  # the page lists the API tokens (and shows a new one once): out of every cache
+@login_required
+def profile(request):
+    return _profile(request)
+
+
+@never_cache
+@require_POST
+@login_required
+def create_token(request):
+    """A new API token. Only its hash is stored, so the key is on this page and nowhere else."""
+    token, key = services.issue_api_token(request.user)
+    return _profile(request, new_key=key, new_token=token)
 
 
 @require_POST
 @login_required
-def regenerate_token(request):
-    """Create the user's API token, or replace it: the old key stops working at once."""
-    with transaction.atomic():
-        Token.objects.filter(user=request.user).delete()
-        Token.objects.create(user=request.user)
-    messages.success(request, "A new API token was created. Clients using the old one must be updated.")
+def revoke_token(request):
+    """Revoke one of the caller's tokens (by its stored digest); another person's is a 404."""
+    if not services.revoke_api_token(request.user, request.POST.get("digest", "")):
+        raise Http404("No such token.")
+    messages.success(request, "The token was revoked: clients using it can no longer sign in with it.")
     return redirect("profile")
 
 

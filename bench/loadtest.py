@@ -268,13 +268,13 @@ def create_users(stack: Stack, count: int) -> list[str]:
     script = (
         "import json\n"
         "from django.conf import settings\n"
-        "from rest_framework.authtoken.models import Token\n"
+        "from accounts.services import issue_api_token\n"
         "from accounts.models import Consent, User\n"
         "tokens = []\n"
         f"for i in range({count}):\n"
         "    user = User.objects.create_user(f'load{i}', f'load{i}@example.invalid', None)\n"
         "    Consent.objects.create(user=user, version=settings.CONSENT_VERSION)\n"
-        "    tokens.append(Token.objects.create(user=user).key)\n"
+        "    tokens.append(issue_api_token(user)[1])\n"
         "print(json.dumps(tokens))\n"
     )
     out = stack.manage("shell", "--verbosity", "0", "-c", script)

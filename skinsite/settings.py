@@ -64,7 +64,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for ObtainAuthToken's log-in serializer (TokenView) and old keys' removal
+    "knox",  # API tokens: hashed at rest, several per person, with an expiry (REST_KNOX below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / Redoc files served locally: the docs page needs no CDN
     "auditlog",
@@ -334,7 +335,7 @@ ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: unauthenticated API calls get 401 with a WWW-Authenticate challenge.
-        "accounts.authentication.AuditedTokenAuthentication",  # DRF tokens, named as the audit actor
+        "accounts.authentication.AuditedTokenAuthentication",  # knox tokens, named as the audit actor
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -358,6 +359,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
 }
+# API tokens (django-rest-knox): "Authorization: Token <key>", as with DRF's tokens. Only a hash is
+# stored; each expires API_TOKEN_TTL_HOURS after it was issued and all of a person's tokens are revoked
+# when their password is changed or reset (accounts/models.py). Each log-in through /api/v1/auth/token/
+# issues a new one; past API_TOKENS_PER_USER the oldest is revoked (accounts/services.py).
+API_TOKEN_TTL = timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=30 * 24))
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Skin spot triage API",
     "DESCRIPTION": "Upload photos of skin spots and read ranked, calibrated predictions. Not a diagnosis.",

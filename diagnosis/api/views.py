@@ -15,6 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from accounts import services as account_services
 from accounts.api import HasCurrentConsent
 
 from .. import explanations, selectors, services
@@ -62,14 +63,19 @@ class TokenView(ObtainAuthToken):
     throttle_classes = [throttling.AnonRateThrottle]
 
     def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
         try:
-            return super().post(request, *args, **kwargs)
+            serializer.is_valid(raise_exception=True)
         except ValidationError:
             # django-axes marks the request it refused; DRF would answer that as a plain failed log-in.
             if getattr(request, "axes_locked_out", False):
                 return Response({"detail": "Too many failed log-ins: try again later."},
                                 status=status.HTTP_429_TOO_MANY_REQUESTS)
             raise
+        # A new knox token per log-in (hashed at rest, expires after API_TOKEN_TTL), not DRF's one
+        # everlasting key; "token" stays the key clients read.
+        token, key = account_services.issue_api_token(serializer.validated_data["user"])
+        return Response({"token": key, "expiry": token.expiry})
 
 
 @extend_schema(tags=["submissions"])

@@ -1,11 +1,19 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.auth import TokenAuthentication
+from knox.models import AuthToken
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.services import issue_api_token
 
 pytestmark = pytest.mark.django_db
 
 PROFILE = reverse("profile")
 TOKEN = reverse("api-token")
+REVOKE = reverse("api-token-revoke")
 
 
 def test_anonymous_is_sent_to_login(client):
@@ -57,74 +65,79 @@ def test_counts_only_the_requesting_users_spots_and_photos(owner_client, outside
 
 def test_profile_does_not_create_a_token_on_get(owner_client, user):
     owner_client.get(PROFILE)
-    assert not Token.objects.filter(user=user).exists()
+    assert not AuthToken.objects.filter(user=user).exists()
 
 
-def test_profile_shows_only_own_token(owner_client, user, other_user):
-    own = Token.objects.create(user=user)
-    other = Token.objects.create(user=other_user)
-    body = owner_client.get(PROFILE).content.decode()
-    assert own.key in body
-    assert other.key not in body
+def test_profile_lists_only_own_active_tokens_and_never_a_key(owner_client, user, other_user):
+    own, own_key = issue_api_token(user)
+    other, other_key = issue_api_token(other_user)
+    expired, _ = issue_api_token(user)
+    AuthToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    response = owner_client.get(PROFILE)
+    body = response.content.decode()
+    assert list(response.context["tokens"]) == [own]
+    assert own.digest in body and own_key[:8] in body
+    assert own_key not in body  # only a hash is stored: the key is shown once, when created
+    assert other.digest not in body and other_key[:8] not in body
+    assert expired.digest not in body
 
 
-def test_token_create_and_regenerate(owner_client, user):
+def test_token_create_shows_the_key_once(owner_client, user):
     response = owner_client.post(TOKEN)
-    assert response.status_code == 302
-    assert response.url == PROFILE
-    first = Token.objects.get(user=user).key
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    key = response.context["new_key"]
+    assert key in response.content.decode()
+    assert TokenAuthentication().authenticate_credentials(key.encode())[0] == user
+    assert key not in owner_client.get(PROFILE).content.decode()
 
-    owner_client.post(TOKEN)
-    second = Token.objects.get(user=user).key
-    assert second != first
-    assert Token.objects.filter(user=user).count() == 1
+    # A second one does not end the first: several clients, one token each.
+    second = owner_client.post(TOKEN).context["new_key"]
+    assert second != key
+    assert AuthToken.objects.filter(user=user).count() == 2
+    assert TokenAuthentication().authenticate_credentials(key.encode())[0] == user
 
 
-def test_regenerated_token_replaces_the_old_one_for_the_api(owner_client, user):
-    from rest_framework.authentication import TokenAuthentication
-    from rest_framework.exceptions import AuthenticationFailed
-
-    old = Token.objects.create(user=user).key
-    owner_client.post(TOKEN)
-    new = Token.objects.get(user=user).key
-
-    auth = TokenAuthentication()
-    assert auth.authenticate_credentials(new)[0] == user
+def test_owner_revokes_one_token(owner_client, user):
+    _, keep_key = issue_api_token(user)
+    revoke, revoke_key = issue_api_token(user)
+    response = owner_client.post(REVOKE, {"digest": revoke.digest})
+    assert response.status_code == 302 and response.url == PROFILE
     with pytest.raises(AuthenticationFailed):
-        auth.authenticate_credentials(old)
+        TokenAuthentication().authenticate_credentials(revoke_key.encode())
+    assert TokenAuthentication().authenticate_credentials(keep_key.encode())[0] == user
 
 
-def test_token_regenerate_refuses_get(owner_client, user):
-    Token.objects.create(user=user)
-    before = Token.objects.get(user=user).key
-    response = owner_client.get(TOKEN)
-    assert response.status_code == 405
-    assert Token.objects.get(user=user).key == before
+def test_outsider_cannot_revoke_the_owners_token(outsider_client, user):
+    token, _ = issue_api_token(user)
+    assert outsider_client.post(REVOKE, {"digest": token.digest}).status_code == 404
+    assert AuthToken.objects.filter(pk=token.pk).exists()
 
 
-def test_token_regenerate_requires_csrf(user):
+def test_anonymous_cannot_create_or_revoke(client, user):
+    token, _ = issue_api_token(user)
+    for url, data in ((TOKEN, {}), (REVOKE, {"digest": token.digest})):
+        response = client.post(url, data)
+        assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert list(AuthToken.objects.all()) == [token]
+
+
+def test_token_create_and_revoke_refuse_get(owner_client, user):
+    token, _ = issue_api_token(user)
+    assert owner_client.get(TOKEN).status_code == 405
+    assert owner_client.get(REVOKE, {"digest": token.digest}).status_code == 405
+    assert list(AuthToken.objects.all()) == [token]
+
+
+def test_token_create_and_revoke_require_csrf(user):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    Token.objects.create(user=user)
-    before = Token.objects.get(user=user).key
-    response = client.post(TOKEN)
-    assert response.status_code == 403
-    assert Token.objects.get(user=user).key == before
-
-
-def test_token_regenerate_requires_login(client):
-    response = client.post(TOKEN)
-    assert response.status_code == 302
-    assert response.url.startswith(reverse("login"))
-    assert not Token.objects.exists()
-
-
-def test_outsider_regenerating_leaves_owner_token_alone(outsider_client, user):
-    own = Token.objects.create(user=user).key
-    outsider_client.post(TOKEN)
-    assert Token.objects.get(user=user).key == own
+    token, _ = issue_api_token(user)
+    assert client.post(TOKEN).status_code == 403
+    assert client.post(REVOKE, {"digest": token.digest}).status_code == 403
+    assert list(AuthToken.objects.all()) == [token]
 
 
 def test_profile_page_title_is_plain_text_and_data_section_appears_once(owner_client):

@@ -9,8 +9,8 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
-from rest_framework.authtoken.models import Token
 
+from accounts.services import issue_api_token
 from diagnosis.models import Prediction, Submission
 from guidance import selectors
 from guidance.models import AssistantConversation, AssistantMessage, ReferralContact
@@ -209,9 +209,9 @@ def test_api_conversation(owner_client, result):
 
 def test_api_with_a_token(user, result, client):
     submission = result(TINEA)
-    token = Token.objects.create(user=user)
+    _, key = issue_api_token(user)
     response = client.post(api_url(submission), {"message": "is it contagious?"}, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Token {token.key}")
+                           HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 200
     assert response.json()["reply"]["text"].startswith("Your photo most resembles Tinea")
 

@@ -11,7 +11,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.checks import (
     content_type_conformance,
@@ -19,6 +18,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from accounts.services import issue_api_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
@@ -57,7 +58,7 @@ def token(user, submission_factory, monkeypatch):
     for scope in ("user", "anon", "uploads"):
         monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, scope, "100000/hour")
     submission_factory()
-    return Token.objects.create(user=user).key
+    return issue_api_token(user)[1]
 
 
 @schema.parametrize()

@@ -61,11 +61,10 @@ def test_no_secret_or_image_byte_in_logs_or_audit(client, user, password, settin
     client.post(reverse("login"), {"username": user.username, "password": "Wrong-Secret-987"})
     client.post(reverse("login"), {"username": user.username, "password": password})
     client.post(reverse("diagnosis:upload"), {"image": upload_file(photo)})
-    owner_client.post(reverse("api-token"))
+    token_key = owner_client.post(reverse("api-token")).context["new_key"]
     owner_client.post(reverse("export-data"))
-    from rest_framework.authtoken.models import Token
 
-    secrets = [password, "Wrong-Secret-987", Token.objects.get(user=user).key, settings.SECRET_KEY,
+    secrets = [password, "Wrong-Secret-987", token_key, settings.SECRET_KEY,
                *settings.MEDIA_ENCRYPTION_KEYS]
     logged = caplog.text
     audit = json.dumps([[e.changes, e.additional_data, e.object_repr] for e in LogEntry.objects.all()], default=str)
@@ -77,11 +76,12 @@ def test_no_secret_or_image_byte_in_logs_or_audit(client, user, password, settin
 # --- issue 12 item 5: the audit log names who did what, and each event ---------------------------------
 
 def _token_client(user):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from accounts.services import issue_api_token
+
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_api_token(user)[1]}")
     return api
 
 

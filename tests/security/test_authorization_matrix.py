@@ -67,6 +67,7 @@ ROUTES = {
     "signup": (None, {"anonymous": OK, "owner": REDIRECT, "other": REDIRECT, "admin": REDIRECT}),
     "profile": (None, LOGGED_IN_PAGE),
     "api-token": (None, POST_ONLY),
+    "api-token-revoke": (None, POST_ONLY),
     "consent": (None, LOGGED_IN_PAGE),
     "export-data": (None, POST_ONLY),
     "delete-account": (None, LOGGED_IN_PAGE),  # GET: the confirmation page

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import issue_api_token
 from tests.security.test_authorization_matrix import ROUTES, owned, url_for  # noqa: F401 - owned: a fixture
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_every_route_answers_the_signed_in_owner_with_private_no_store(owner_cli
 
 def test_every_api_route_answers_a_token_with_private_no_store(user, owned):  # noqa: F811
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_api_token(user)[1]}")
     missing = []
     for name, (kind, _expected) in sorted(ROUTES.items()):
         if not name.startswith(("api:", "guidance:api-")):
