@@ -3,9 +3,14 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from .usernames import skeleton
+
 
 class User(AbstractUser):
     email = models.EmailField("email address", unique=True)
+    # The username with case and look-alike letters folded (accounts/usernames.py): a new name whose
+    # skeleton exists is taken, so "alıce" cannot sign up beside "alice". Kept by save().
+    username_skeleton = models.CharField(max_length=600, db_index=True, editable=False, default="")
 
     class Meta:
         db_table = "accounts_user"
@@ -22,10 +27,19 @@ class User(AbstractUser):
         # session keeps a hash of the password), except the one update_session_auth_hash() keeps.
         credentials_changed = self.pk is not None and (
             self._password is not None or getattr(self, "_credentials_changed", False))
+        self.username_skeleton = skeleton(self.username)
+        if kwargs.get("update_fields") is not None and "username" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "username_skeleton"}
         super().save(*args, **kwargs)
         if credentials_changed:
             self._credentials_changed = False
             self.auth_token_set.all().delete()
+
+
+def username_taken(username: str) -> bool:
+    """Whether ``username``, or a name that differs from it only by case or look-alike letters, exists."""
+    return User.objects.filter(
+        models.Q(username__iexact=username) | models.Q(username_skeleton=skeleton(username))).exists()
 
 
 class ConsentQuerySet(models.QuerySet):

@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
+from datetime import timedelta
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from knox.models import AuthToken
 
 from . import audit, selectors
-from .models import Consent
+from .models import Consent, username_taken
+
+logger = logging.getLogger("skinsite.security")
+
+SIGNUP_SALT = "accounts.signup"
+SIGNUP_LINK_MAX_AGE = timedelta(days=3)
 
 
 def current_consent(user) -> Consent | None:
@@ -34,6 +46,61 @@ def accept_consent(user, *, improve_model: bool, request=None) -> Consent:
     audit.log_event(user, audit.CONSENT_ACCEPTED, request=request, version=consent.version,
                     improve_model=consent.improve_model)
     return consent
+
+
+def request_signup(*, username: str, email: str, request) -> str:
+    """Step 1 of sign-up: one e-mail to ``email``, whatever exists; the page answers the same always.
+
+    - the address has an account: "someone tried to sign up with your address" (log in or reset);
+    - the name is taken (or a look-alike of it, accounts/usernames.py): "choose another name";
+    - otherwise a signed link, valid SIGNUP_LINK_MAX_AGE, to choose a password and create the account.
+    Nothing is stored until then, so nobody can hold a name or an address they do not own. Returns
+    which mail was sent (for tests and the log).
+    """
+    existing = get_user_model().objects.filter(email__iexact=email).first()
+    context = {"username": username, "site": settings.SITE_URL,
+               "login_url": request.build_absolute_uri(reverse("login")),
+               "reset_url": request.build_absolute_uri(reverse("password_reset")),
+               "signup_url": request.build_absolute_uri(reverse("signup"))}
+    if existing is not None:
+        kind, subject = "existing", "Someone tried to sign up with your address"
+        context["username"] = existing.get_username()
+    elif username_taken(username):
+        kind, subject = "username_taken", "That username is taken: choose another"
+    else:
+        kind, subject = "confirm", "Finish creating your account"
+        token = signing.dumps({"username": username, "email": email}, salt=SIGNUP_SALT, compress=True)
+        context["confirm_url"] = request.build_absolute_uri(f"{reverse('signup-confirm')}?token={token}")
+        context["days"] = SIGNUP_LINK_MAX_AGE.days
+    body = render_to_string(f"accounts/email/signup_{kind}.txt", context)
+    # To the account's own address where there is one (the typed one may differ in case only).
+    send_mail(f"Skin spot check: {subject}", body, None, [existing.email if existing else email])
+    logger.info("sign-up mail sent: %s", kind)
+    return kind
+
+
+def read_signup_token(token: str) -> dict | None:
+    """The username and e-mail a sign-up link was made for, or None if it is forged or too old."""
+    try:
+        data = signing.loads(token or "", salt=SIGNUP_SALT, max_age=SIGNUP_LINK_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
+        return None
+    return data if isinstance(data, dict) and {"username", "email"} <= data.keys() else None
+
+
+def signup_still_possible(username: str, email: str) -> bool:
+    return not (get_user_model().objects.filter(email__iexact=email).exists() or username_taken(username))
+
+
+def create_account(*, username: str, email: str, password: str):
+    """Step 2: the account, once the link proved the address is the person's; None if meanwhile taken."""
+    if not signup_still_possible(username, email):
+        return None
+    try:
+        with transaction.atomic():
+            return get_user_model().objects.create_user(username=username, email=email, password=password)
+    except IntegrityError:  # the same name or address created at the same moment
+        return None
 
 
 def issue_api_token(user) -> tuple[AuthToken, str]:

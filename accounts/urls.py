@@ -6,6 +6,8 @@ urlpatterns = [
     # login, logout (POST), password_change(_done), password_reset(_done), password_reset_confirm/complete
     path("", include("django.contrib.auth.urls")),
     path("signup/", views.signup, name="signup"),
+    path("signup/sent/", views.signup_done, name="signup-done"),
+    path("signup/confirm/", views.signup_confirm, name="signup-confirm"),
     path("profile/", views.profile, name="profile"),
     path("profile/api-token/", views.create_token, name="api-token"),
     path("profile/api-token/revoke/", views.revoke_token, name="api-token-revoke"),

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,20 +10,50 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
-from .forms import ConsentForm, DeleteAccountForm, SignUpForm
+from .forms import ChoosePasswordForm, ConsentForm, DeleteAccountForm, SignUpForm
 
 
 def signup(request):
+    """Step 1: username and e-mail. The answer is the same whether or not either exists; the e-mail
+    says what happened (accounts/services.py, request_signup)."""
     if request.user.is_authenticated:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        services.request_signup(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
+                                request=request)
+        return redirect("signup-done")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+def signup_done(request):
+    return render(request, "accounts/signup_done.html")
+
+
+@never_cache
+def signup_confirm(request):
+    """Step 2, from the e-mailed link (``?token=``): choose a password; the account is created and
+    signed in. A forged or expired link, or a name or address taken since, gets an explanation."""
+    if request.user.is_authenticated:
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    data = services.read_signup_token(request.GET.get("token", ""))
+    if data is None:
+        return render(request, "accounts/signup_link.html", {"problem": "invalid"})
+    if not services.signup_still_possible(data["username"], data["email"]):
+        return render(request, "accounts/signup_link.html", {"problem": "taken"})
+    form = ChoosePasswordForm(request.POST or None,
+                              user=get_user_model()(username=data["username"], email=data["email"]))
+    if request.method == "POST" and form.is_valid():
+        user = services.create_account(username=data["username"], email=data["email"],
+                                       password=form.cleaned_data["password1"])
+        if user is None:
+            return render(request, "accounts/signup_link.html", {"problem": "taken"})
         # Named: with axes in AUTHENTICATION_BACKENDS, login() cannot guess which backend applies.
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome! Your account is ready.")
         return redirect(settings.LOGIN_REDIRECT_URL)
-    return render(request, "accounts/signup.html", {"form": form})
+    return render(request, "accounts/signup_confirm.html", {"form": form, "username": data["username"],
+                                                            "email": data["email"]})
 
 
 def _profile(request, **extra):

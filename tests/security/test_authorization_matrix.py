@@ -65,6 +65,8 @@ ROUTES = {
     "password_reset_confirm": ("reset", PUBLIC),  # a bogus link: the "invalid link" page
     "password_reset_complete": (None, PUBLIC),
     "signup": (None, {"anonymous": OK, "owner": REDIRECT, "other": REDIRECT, "admin": REDIRECT}),
+    "signup-done": (None, PUBLIC),
+    "signup-confirm": (None, {"anonymous": OK, "owner": REDIRECT, "other": REDIRECT, "admin": REDIRECT}),
     "profile": (None, LOGGED_IN_PAGE),
     "api-token": (None, POST_ONLY),
     "api-token-revoke": (None, POST_ONLY),
