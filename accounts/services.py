@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from knox.models import AuthToken
 
-from . import audit, selectors
+from . import audit, limits, selectors
 from .models import Consent, username_taken
 
 logger = logging.getLogger("skinsite.security")
@@ -54,9 +54,13 @@ def request_signup(*, username: str, email: str, request) -> str:
     - the address has an account: "someone tried to sign up with your address" (log in or reset);
     - the name is taken (or a look-alike of it, accounts/usernames.py): "choose another name";
     - otherwise a signed link, valid SIGNUP_LINK_MAX_AGE, to choose a password and create the account.
-    Nothing is stored until then, so nobody can hold a name or an address they do not own. Returns
-    which mail was sent (for tests and the log).
+    Nothing is stored until then, so nobody can hold a name or an address they do not own. At most
+    the ``account_mail`` rate of mails goes to one address (shared with password reset). Returns
+    which mail was sent (for tests and the log), or "not_sent".
     """
+    if not limits.mails_to(email).allow():
+        logger.info("sign-up mail not sent: too many to one address")
+        return "not_sent"
     existing = get_user_model().objects.filter(email__iexact=email).first()
     context = {"username": username, "site": settings.SITE_URL,
                "login_url": request.build_absolute_uri(reverse("login")),

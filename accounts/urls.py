@@ -3,7 +3,11 @@ from django.urls import include, path
 from . import views
 
 urlpatterns = [
-    # login, logout (POST), password_change(_done), password_reset(_done), password_reset_confirm/complete
+    # Django's log-in and reset, with the per-address limits (accounts/limits.py); same paths and names,
+    # listed before Django's own so that these answer.
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    # logout (POST), password_change(_done), password_reset_done, password_reset_confirm/complete
     path("", include("django.contrib.auth.urls")),
     path("signup/", views.signup, name="signup"),
     path("signup/sent/", views.signup_done, name="signup-done"),

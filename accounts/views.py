@@ -1,16 +1,60 @@
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import limits, selectors, services
 from .forms import ChoosePasswordForm, ConsentForm, DeleteAccountForm, SignUpForm
+
+logger = logging.getLogger("skinsite.security")
+
+
+def _too_many(request, template, context, seconds):
+    """The page again, with a 429 that says when to come back (issue 13: every 429 has Retry-After)."""
+    response = render(request, template, {**context, "retry_minutes": max(1, round(seconds / 60))}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in, answering 429 while the address has too many failed log-ins (accounts/limits.py).
+
+    axes' lock-out (one username from one address) is still answered by AxesMiddleware.
+    """
+
+    def form_invalid(self, form):
+        seconds = limits.limited_for(self.request)
+        if seconds:
+            return _too_many(self.request, self.template_name, self.get_context_data(form=form), seconds)
+        return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset: the same answer whether or not the address has an account (Django's own
+    behaviour, kept), a limit per client address (429) and at most ``account_mail`` mails per hour
+    to one address (beyond it the page answers as usual and sends nothing)."""
+
+    def post(self, request, *args, **kwargs):
+        limit = limits.password_resets(request)
+        if not limit.allow():
+            return _too_many(request, self.template_name, self.get_context_data(form=self.get_form()),
+                             limit.retry_after())
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        if limits.mails_to(form.cleaned_data["email"]).allow():
+            return super().form_valid(form)
+        logger.info("password reset mail not sent: too many to one address")
+        return HttpResponseRedirect(self.get_success_url())
 
 
 def signup(request):
@@ -19,10 +63,14 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        services.request_signup(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
-                                request=request)
-        return redirect("signup-done")
+    if request.method == "POST":
+        limit = limits.signups(request)
+        if not limit.allow():
+            return _too_many(request, "accounts/signup.html", {"form": form}, limit.retry_after())
+        if form.is_valid():
+            services.request_signup(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
+                                    request=request)
+            return redirect("signup-done")
     return render(request, "accounts/signup.html", {"form": form})
 
 

@@ -131,8 +131,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Axes first: it refuses a locked-out username+address before the password is even checked.
+# The per-address limit first (accounts/backends.py: too many failed log-ins from one address, over
+# any usernames), then axes: it refuses a locked-out username+address before the password is checked.
 AUTHENTICATION_BACKENDS = [
+    "accounts.backends.AddressLimitBackend",
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -354,6 +356,12 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", default="1200/hour"),
         "uploads": env("THROTTLE_UPLOADS", default="60/hour"),  # photo uploads per user (diagnosis.api)
         "batch_photos": env("THROTTLE_BATCH_PHOTOS", default="500/hour"),  # photos in bulk uploads, per user
+        # Accounts (accounts/limits.py), per client address: failed log-ins over any usernames (password
+        # spraying; axes counts per username+address), reset requests, sign-ups; and mails per recipient.
+        "login_failures": env("THROTTLE_LOGIN_FAILURES", default="20/hour"),
+        "password_reset": env("THROTTLE_PASSWORD_RESET", default="10/hour"),
+        "signup": env("THROTTLE_SIGNUP", default="10/hour"),
+        "account_mail": env("THROTTLE_ACCOUNT_MAIL", default="3/hour"),  # reset + sign-up mails to one address
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

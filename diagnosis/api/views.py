@@ -15,6 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from accounts import limits as account_limits
 from accounts import services as account_services
 from accounts.api import HasCurrentConsent
 
@@ -67,10 +68,15 @@ class TokenView(ObtainAuthToken):
         try:
             serializer.is_valid(raise_exception=True)
         except ValidationError:
-            # django-axes marks the request it refused; DRF would answer that as a plain failed log-in.
-            if getattr(request, "axes_locked_out", False):
-                return Response({"detail": "Too many failed log-ins: try again later."},
-                                status=status.HTTP_429_TOO_MANY_REQUESTS)
+            # django-axes marks the request it refused, and so does the per-address limit on failed
+            # log-ins (accounts/limits.py); DRF would answer either as a plain failed log-in.
+            wait = account_limits.limited_for(request)
+            if wait or getattr(request, "axes_locked_out", False):
+                response = Response({"detail": "Too many failed log-ins: try again later."},
+                                    status=status.HTTP_429_TOO_MANY_REQUESTS)
+                if wait:
+                    response["Retry-After"] = str(wait)
+                return response
             raise
         # A new knox token per log-in (hashed at rest, expires after API_TOKEN_TTL), not DRF's one
         # everlasting key; "token" stays the key clients read.

@@ -52,7 +52,8 @@ def test_authenticated_requests_are_limited(rates, owner_client):
 def test_anonymous_requests_are_limited(rates, client):
     rates("anon", "3/minute")
     url = reverse("api:auth-token")
-    codes = [client.post(url, {"username": "nobody", "password": "x"}).status_code for _ in range(4)]
+    codes = [client.post(url, {"username": "nobody", "password": "x"}, content_type="application/json").status_code
+             for _ in range(4)]
     assert codes == [400, 400, 400, 429]
 
 
@@ -119,13 +120,16 @@ def test_a_successful_login_resets_the_count(client, user, password):
 def test_api_token_endpoint_is_locked_out_too(client, user, password):
     url = reverse("api:auth-token")
     for _ in range(settings.AXES_FAILURE_LIMIT):
-        client.post(url, {"username": user.username, "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+        client.post(url, {"username": user.username, "password": "wrong"}, content_type="application/json",
+                    REMOTE_ADDR="10.0.0.9")
     # Locked out: the right password gets no token.
-    response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.9")
+    response = client.post(url, {"username": user.username, "password": password}, content_type="application/json",
+                           REMOTE_ADDR="10.0.0.9")
     assert response.status_code == 429 and "token" not in response.json()
     assert "Too many failed log-ins" in response.json()["detail"]
     assert int(response["Retry-After"]) > 0
-    response = client.post(url, {"username": user.username, "password": password}, REMOTE_ADDR="10.0.0.8")
+    response = client.post(url, {"username": user.username, "password": password}, content_type="application/json",
+                           REMOTE_ADDR="10.0.0.8")
     assert response.status_code == 200 and response.json()["token"]
 
 
@@ -195,3 +199,137 @@ def test_a_json_body_without_a_length_is_cut_at_the_limit(settings, rf):
         BoundedJSONParser().parse(stream, "application/json", {"request": request})
     assert refused.value.status_code == 413
     assert BoundedJSONParser().parse(io.BytesIO(b'{"a": 1}'), "application/json", {"request": request}) == {"a": 1}
+
+
+# --- issue 13: per-address limits on log-in, password reset and sign-up (accounts/limits.py) -------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _form(client, url, data, address):
+    from urllib.parse import urlencode
+
+    return client.post(url, urlencode(data), content_type=FORM, REMOTE_ADDR=address)
+
+
+def _spray(client, users, tries_each, address="203.0.113.50"):
+    """Wrong passwords over many usernames from one address, few enough per user for axes to stay quiet."""
+    return [_login(client, user.username, f"Guess-{attempt}-x", address=address).status_code
+            for attempt in range(tries_each) for user in users]
+
+
+@pytest.fixture
+def twelve_users(django_user_model):
+    return [django_user_model.objects.create_user(f"member{i}", f"member{i}@example.com", "x-Long-secret-1")
+            for i in range(12)]
+
+
+def test_password_spraying_from_one_address_is_refused(rates, client, twelve_users, django_user_model):
+    rates("login_failures", "20/hour")
+    codes = _spray(client, twelve_users, 4)  # 48 tries, 4 per user (axes locks out at 5 per user+address)
+    assert codes.count(200) == 20 and codes.count(429) == 28
+    # Even the right password of an account nobody tried yet is refused from that address, for now.
+    django_user_model.objects.create_user("untried", "untried@example.com", "x-Long-secret-1")
+    refused = _login(client, "untried", "x-Long-secret-1", address="203.0.113.50")
+    assert refused.status_code == 429 and "_auth_user_id" not in client.session
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "Too many failed log-ins from your network" in refused.content.decode()
+
+
+def test_the_spraying_limit_is_per_address(rates, client, twelve_users):
+    rates("login_failures", "5/hour")
+    _spray(client, twelve_users[:5], 1, address="203.0.113.50")
+    assert _login(client, "member6", "wrong", address="203.0.113.50").status_code == 429
+    # Someone else, elsewhere, signs in (and fails) as usual.
+    assert _login(client, "member6", "wrong", address="198.51.100.7").status_code == 200
+    response = _login(client, "member6", "x-Long-secret-1", address="198.51.100.7")
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(twelve_users[6].pk)
+
+
+def test_successful_log_ins_do_not_count(rates, client, user, password):
+    rates("login_failures", "2/hour")
+    for _ in range(4):
+        assert _login(client, user.username, password).status_code == 302
+        client.post(reverse("logout"))
+
+
+def test_the_api_token_endpoint_shares_the_spraying_limit(rates, client, twelve_users):
+    rates("login_failures", "3/hour")
+    url = reverse("api:auth-token")
+    _spray(client, twelve_users[:3], 1, address="203.0.113.50")  # three failures on the web form
+    response = _form(client, url, {"username": "member5", "password": "x-Long-secret-1"}, "203.0.113.50")
+    assert response.status_code == 429 and "token" not in response.json()
+    assert int(response["Retry-After"]) > 0
+    response = _form(client, url, {"username": "member5", "password": "x-Long-secret-1"}, "198.51.100.7")
+    assert response.status_code == 200 and response.json()["token"]
+
+
+def test_the_spraying_limit_follows_the_client_address_behind_the_proxy(settings, rates, client, twelve_users):
+    settings.TRUSTED_PROXY_COUNT = 1
+    rates("login_failures", "2/hour")
+    for user in twelve_users[:2]:
+        client.post(reverse("login"), {"username": user.username, "password": "wrong"},
+                    REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    blocked = client.post(reverse("login"), {"username": "member3", "password": "wrong"},
+                          REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    assert blocked.status_code == 429
+    other = client.post(reverse("login"), {"username": "member3", "password": "x-Long-secret-1"},
+                        REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert other.status_code == 302
+
+
+def _reset(client, email, address="203.0.113.50"):
+    return _form(client, reverse("password_reset"), {"email": email}, address)
+
+
+def test_password_reset_floods_neither_a_mailbox_nor_from_one_address(rates, client, user, mailoutbox):
+    rates("password_reset", "10/hour")
+    rates("account_mail", "3/hour")
+    codes = [_reset(client, user.email).status_code for _ in range(25)]
+    assert codes == [302] * 10 + [429] * 15
+    assert len(mailoutbox) == 3
+    refused = _reset(client, user.email)
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "Too many reset requests" in refused.content.decode()
+
+
+def test_password_reset_from_many_addresses_still_sends_few_mails(rates, client, user, mailoutbox):
+    rates("account_mail", "3/hour")
+    responses = [_reset(client, user.email, address=f"198.51.100.{i}") for i in range(25)]
+    assert {(r.status_code, r.url) for r in responses} == {(302, reverse("password_reset_done"))}
+    assert len(mailoutbox) == 3
+
+
+def test_password_reset_answers_alike_for_known_and_unknown_addresses(client, user, mailoutbox):
+    known = _reset(client, user.email)
+    unknown = _reset(client, "nobody@example.com")
+    assert (known.status_code, known.url) == (unknown.status_code, unknown.url) == (302, reverse("password_reset_done"))
+    assert [m.to for m in mailoutbox] == [[user.email]]
+    # The "done" page is the same page for both: it says "if an account uses that address".
+    assert "If an account uses that address" in client.get(known.url).content.decode()
+
+
+def _signup(client, email, username="newbie", address="203.0.113.50"):
+    return _form(client, reverse("signup"), {"username": username, "email": email}, address)
+
+
+def test_sign_up_is_limited_per_address(rates, client, mailoutbox):
+    rates("signup", "10/hour")
+    codes = [_signup(client, f"n{i}@example.com", username=f"n{i}").status_code for i in range(12)]
+    assert codes == [302] * 10 + [429] * 2
+    refused = _signup(client, "late@example.com")
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "Too many sign-ups" in refused.content.decode()
+    assert len(mailoutbox) == 10
+    assert _signup(client, "else@example.com", address="198.51.100.7").status_code == 302
+
+
+def test_sign_up_and_reset_share_the_mails_to_one_address(rates, client, user, mailoutbox):
+    rates("account_mail", "3/hour")
+    for i in range(3):
+        _signup(client, user.email, address=f"198.51.100.{i}")
+    response = _reset(client, user.email, address="198.51.100.9")
+    assert response.status_code == 302  # the page answers as usual ...
+    assert len(mailoutbox) == 3  # ... and nothing more is sent
+    assert _signup(client, "someone@example.com", address="198.51.100.9").status_code == 302
+    assert len(mailoutbox) == 4  # another address has its own budget
