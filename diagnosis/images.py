@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,10 +28,75 @@ MIN_SIDE = 32
 #: STORED_IMAGE_MAX_SIDE such a strip would be a few pixels high, useless to the model.
 MAX_ASPECT_RATIO = 8
 JPEG_QUALITY = 92
+#: Formats Pillow decodes at 1/2, 1/4 or 1/8 scale (``Image.draft``): what decoding them costs does
+#: not grow with the size their header declares, so a 200-megapixel phone JPEG is as cheap as a
+#: 12-megapixel one. PNG, WebP and HEIC are decoded at full size.
+DRAFT_FORMATS = {"JPEG", "MPO"}
+#: Memory a decoded pixel costs at the sanitiser's peak, measured with bench/upload_memory.py:
+#: Pillow keeps RGB in 4 bytes a pixel, and the upright copy, the clean copy, the encoder's buffers
+#: and (above STORED_IMAGE_MAX_SIDE) the resize's intermediate come on top: 9 bytes for a 12-MP
+#: JPEG, 11 for a 40-MP PNG; Pillow's WebP decoder goes through an RGBA buffer and a second copy.
+DECODE_BYTES_PER_PIXEL = {"JPEG": 9, "MPO": 9, "PNG": 11, "HEIF": 11, "WEBP": 17}
+#: A photo is never smaller than this per pixel: a 12-megapixel phone JPEG is 2-5 MB (0.15-0.4
+#: bytes a pixel), a heavily compressed one 0.05. A 9 KB file that declares 63 megapixels is a
+#: decoding bomb, not a photo (issue 13, M1). Checked above PLAUSIBILITY_FROM_PIXELS only.
+MIN_BYTES_PER_PIXEL = 0.01
+PLAUSIBILITY_FROM_PIXELS = 4_000_000
+# Pillow's own decompression-bomb guard (an error at twice this) stays a backstop above our limits,
+# which are checked from the header right after opening (the largest JPEG we accept is 210 MP).
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 128_000_000)
 
 
 class ImageRejected(ValueError):
     """The upload is not a photo we can accept; the message is meant for the user."""
+
+
+class DecodeBudget:
+    """How many bytes this process may spend on decoding at once, across the threads serving uploads.
+
+    gunicorn's gthread workers sanitise several uploads at the same moment. Without a bound six
+    12-MP photos at once took a web process from 160 to 810 MB, six decoding bombs to 3 GB. A
+    decode waits until its cost fits (one bigger than the whole budget waits to run alone) or
+    gives up after ``wait_s`` with a message to try again.
+    """
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self._free = self.size
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, cost: int, wait_s: float):
+        need = min(int(cost), self.size)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free >= need, timeout=wait_s):
+                raise ImageRejected("The server is busy with other photos right now; please try again in a minute.")
+            self._free -= need
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += need
+                self._changed.notify_all()
+
+
+_budgets: dict[int, DecodeBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def budget_of(size: int) -> DecodeBudget:
+    """The process-wide budget of that many bytes (one per configured size, made on first use)."""
+    with _budgets_lock:
+        return _budgets.setdefault(int(size), DecodeBudget(size))
+
+
+def decode_cost_per_pixel(img: Image.Image) -> int:
+    return DECODE_BYTES_PER_PIXEL.get(img.format, max(DECODE_BYTES_PER_PIXEL.values()))
+
+
+def decode_cost(img: Image.Image) -> int:
+    """Bytes the sanitiser will hold for this image at its peak (after ``_draft``)."""
+    return img.width * img.height * decode_cost_per_pixel(img)
 
 
 @dataclass(frozen=True)
@@ -59,13 +126,13 @@ def _too_big(max_bytes: int) -> str:
     return f"The file is too large: the limit is {max_bytes // (1024 * 1024)} MB."
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, max_pixels: int, max_decode_bytes: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limits follow
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # Pillow's own limit, only reached when MAX_IMAGE_PIXELS is set above it.
+    except Image.DecompressionBombError:
+        # Pillow's own guard, above every limit of ours.
         raise ImageRejected(f"The image is too large: the limit is {max_pixels // 1_000_000} megapixels.") from None
     except UnidentifiedImageError:
         raise ImageRejected(
@@ -78,9 +145,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         )
     width, height = img.size
     # Checked from the header, before any pixel is decoded (decompression bombs).
-    if width * height > max_pixels:
+    # JPEG decodes at reduced scale; the other formats at full size, so their own limit is the
+    # size whose decoding fits max_decode_bytes (PNG and HEIC 40 MP, WebP 25 MP by default).
+    limit = max_pixels if img.format in DRAFT_FORMATS else min(max_pixels, max_decode_bytes // decode_cost_per_pixel(img))
+    if width * height > limit:
         raise ImageRejected(
-            f"The image is too large: {width}×{height} pixels; the limit is {max_pixels // 1_000_000} megapixels."
+            f"The image is too large: {width}×{height} pixels; the limit is {limit // 1_000_000} megapixels"
+            + ("." if img.format in DRAFT_FORMATS else f" for {ACCEPTED_FORMATS[img.format]} (JPEG may be larger).")
+        )
+    if width * height > PLAUSIBILITY_FROM_PIXELS and len(data) < MIN_BYTES_PER_PIXEL * width * height:
+        raise ImageRejected(
+            f"This file says it is {width}×{height} pixels but holds only {len(data) // 1024} KB: it is not a "
+            "photo as a camera saves it. Please upload the original photo."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageRejected(f"The image is too small ({width}×{height}); take a closer photo of the spot.")
@@ -95,6 +171,20 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
+def _draft(img: Image.Image, max_side: int) -> None:
+    """Let a JPEG decode at the smallest of the scales 1/2, 1/4, 1/8 at which its longer side is at
+    most max_side: the sanitiser then holds no more than it stores, whatever the header declares.
+    (A photo just over max_side is stored at about half of it; phones write 4000-4080 px, or
+    8000-8160 px at 48-50 MP, which lands at 4000-4080.) Other formats decode at full size."""
+    if img.format not in DRAFT_FORMATS:
+        return
+    scale = 1
+    while max(img.size) > max_side * scale and scale < 8:
+        scale *= 2
+    if scale > 1:
+        img.draft("RGB", (img.width // scale, img.height // scale))
+
+
 def _decode(img: Image.Image) -> Image.Image:
     try:
         img.load()
@@ -103,20 +193,24 @@ def _decode(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img)
 
 
-def sanitize_upload(upload, *, max_bytes: int, max_pixels: int, max_side: int) -> CleanImage:
-    """Return a clean, metadata-free JPEG of the upload, or raise ImageRejected (and nothing else)."""
+def sanitize_upload(upload, *, max_bytes: int, max_pixels: int, max_side: int, max_decode_bytes: int | None = None,
+                    budget: DecodeBudget | None = None, wait_s: float = 20.0) -> CleanImage:
+    """Return a clean, metadata-free JPEG of the upload, or raise ImageRejected (and nothing else).
+
+    ``max_pixels`` bounds what the header may declare; ``max_decode_bytes`` what decoding one
+    upload may cost (it lowers the limit of the formats decoded at full size); ``budget`` bounds
+    what this process decodes at once, waiting up to ``wait_s`` for room.
+    """
     data = _read_all(upload, max_bytes)
     try:
-        img = _open(data, max_pixels)
+        img = _open(data, max_pixels, max_decode_bytes or max_pixels * max(DECODE_BYTES_PER_PIXEL.values()))
         source_format = "JPEG" if img.format == "MPO" else img.format
-        img = to_rgb(_decode(img))
-        if max(img.size) > max_side:
-            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        # A new image object carries no info dict: nothing of the original metadata is written.
-        clean = Image.new("RGB", img.size)
-        clean.paste(img)
-        clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        _draft(img, max_side)
+        with budget.hold(decode_cost(img), wait_s) if budget else _nothing():
+            clean = _clean_copy(img, max_side)
+            del img
+            out = io.BytesIO()
+            clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed EXIF block, an odd mode: a bad upload, not a 500
@@ -128,3 +222,20 @@ def sanitize_upload(upload, *, max_bytes: int, max_pixels: int, max_side: int) -
         source_format=source_format,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _clean_copy(img: Image.Image, max_side: int) -> Image.Image:
+    """Decoded, upright, RGB, at most max_side, in a new image object: a new object carries no
+    info dict, so nothing of the original metadata is written."""
+    img = to_rgb(_decode(img))
+    if max(img.size) > max_side:
+        # reduce() by an integer factor first, then Lanczos: large PNGs shrink without a full-size resample
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    clean = Image.new("RGB", img.size)
+    clean.paste(img)
+    return clean
+
+
+@contextmanager
+def _nothing():
+    yield

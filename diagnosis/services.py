@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from .audit import redact_deleted
-from .images import CleanImage, sanitize_upload
+from .images import CleanImage, budget_of, sanitize_upload
 from .models import Lesion, Prediction, Submission
 from .publish import enqueue_analysis
 from .reminders import schedule_reminder
@@ -31,7 +31,10 @@ def clean_upload(upload) -> CleanImage:
         upload,
         max_bytes=settings.MAX_UPLOAD_BYTES,
         max_pixels=settings.MAX_IMAGE_PIXELS,
+        max_decode_bytes=settings.MAX_DECODE_MB * 2**20,
         max_side=settings.STORED_IMAGE_MAX_SIDE,
+        budget=budget_of(settings.DECODE_BUDGET_MB * 2**20),
+        wait_s=settings.DECODE_WAIT_SECONDS,
     )
 
 

@@ -203,7 +203,17 @@ for _key in MEDIA_ENCRYPTION_KEYS:
 # form/serializer (MAX_UPLOAD_BYTES for the photo itself, MAX_IMAGE_PIXELS from the image header).
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=MAX_UPLOAD_BYTES + 1024 * 1024)  # + form fields
-MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=64_000_000)
+# Decoding limits (diagnosis/images.py, issue 13 M1). JPEG decodes at 1/2-1/8 scale to at most
+# STORED_IMAGE_MAX_SIDE, so the declared limit only has to pass the largest phone photo: 200-MP
+# sensors write 16320×12240 JPEGs. PNG, WebP and HEIC decode at full size: MAX_DECODE_MB (what one
+# upload may cost) caps PNG and HEIC at 40 MP (phones save 12- and 24-MP HEIC by default; iOS
+# Safari sends a 48-MP "HEIF Max" photo as JPEG) and WebP, which no phone camera writes, at 25 MP.
+# DECODE_BUDGET_MB bounds all decodes of one web process at once (two 12-MP photos); an upload
+# waits DECODE_WAIT_SECONDS for room, then is asked to try again.
+MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=210_000_000)
+MAX_DECODE_MB = env.int("MAX_DECODE_MB", default=420)
+DECODE_BUDGET_MB = env.int("DECODE_BUDGET_MB", default=250)
+DECODE_WAIT_SECONDS = env.float("DECODE_WAIT_SECONDS", default=20.0)
 STORED_IMAGE_MAX_SIDE = env.int("STORED_IMAGE_MAX_SIDE", default=4096)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger files are streamed to a temporary file
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # the non-file part of a request body

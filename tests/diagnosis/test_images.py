@@ -117,3 +117,105 @@ def test_sha256_identifies_the_uploaded_bytes():
     import hashlib
 
     assert sanitize(data, "a.png").sha256 == hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- bounded decoding (issue 13, M1)
+
+def flat_jpeg(size, quality=1) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 150, 130)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def decoded_sizes(monkeypatch):
+    """The size of every image as the sanitiser decodes it (after draft, before any resize)."""
+    from diagnosis import images
+
+    sizes, real = [], images._decode
+
+    def spy(img):
+        out = real(img)
+        sizes.append(img.size)
+        return out
+
+    monkeypatch.setattr(images, "_decode", spy)
+    return sizes
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_never_above_what_is_stored(decoded_sizes):
+    # 9000×7000 declared and real (963 KB of flat colour): accepted, but decoded at 1/4 scale
+    clean = sanitize(flat_jpeg((9000, 7000)), max_pixels=100_000_000, max_side=4096)
+    assert decoded_sizes == [(2250, 1750)]
+    assert (clean.width, clean.height) == (2250, 1750)
+
+
+def test_a_jpeg_just_over_the_stored_side_decodes_at_half(decoded_sizes):
+    clean = sanitize(image_bytes("JPEG", size=(2000, 1000)), max_side=1024)
+    assert decoded_sizes == [(1000, 500)] and (clean.width, clean.height) == (1000, 500)
+
+
+def test_a_large_png_is_decoded_whole_then_stored_at_the_stored_side(decoded_sizes):
+    clean = sanitize(image_bytes("PNG", size=(2000, 1000)), max_side=1024)
+    assert decoded_sizes == [(2000, 1000)] and (clean.width, clean.height) == (1024, 512)
+
+
+def test_declared_pixels_implausible_for_the_file_size_are_refused_before_decoding(decoded_sizes):
+    from tests.security.hostile import jpeg_claiming_7000x9000
+
+    data = jpeg_claiming_7000x9000()
+    assert len(data) < 10_000
+    with pytest.raises(ImageRejected, match=r"7000×9000 pixels but holds only \d+ KB: it is not a photo"):
+        sanitize(data, max_pixels=100_000_000)
+    assert decoded_sizes == []
+
+
+def test_formats_decoded_at_full_size_have_a_limit_from_the_decode_memory(decoded_sizes):
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 2000), (200, 150, 130)).save(buf, "PNG")
+    png = buf.getvalue()
+    # 6 MP at 11 bytes a pixel is 66 MB: refused under 50 MB, with the JPEG way out named
+    with pytest.raises(ImageRejected, match="limit is 4 megapixels for PNG .JPEG may be larger"):
+        sanitize(png, max_pixels=100_000_000, max_decode_bytes=50 * 2**20, max_side=4096)
+    # the same pixels as JPEG decode at reduced scale: the decode memory does not limit them
+    sanitize(flat_jpeg((3000, 2000), quality=90), max_pixels=100_000_000, max_decode_bytes=50 * 2**20, max_side=1024)
+    assert decoded_sizes == [(750, 500)]
+
+
+def test_the_decode_budget_bounds_decodes_at_once_and_lets_a_big_one_run_alone():
+    import threading
+
+    from diagnosis.images import DecodeBudget
+
+    budget, inside, peak, lock = DecodeBudget(100), [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def decode(cost):
+        with budget.hold(cost, wait_s=5):
+            with lock:
+                inside[0] += cost
+                peak[0] = max(peak[0], inside[0])
+            release.wait(5)
+            with lock:
+                inside[0] -= cost
+
+    threads = [threading.Thread(target=decode, args=(60,)) for _ in range(3)] + [
+        threading.Thread(target=decode, args=(500,))]  # bigger than the budget: waits to run alone
+    for t in threads:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert peak[0] <= 500 and all(not t.is_alive() for t in threads)
+    assert peak[0] in (60, 500)  # never two 60s (120 > 100), never a 60 beside the 500
+
+
+def test_a_decode_that_finds_no_room_in_time_is_refused_with_a_retry_message():
+    from diagnosis.images import DecodeBudget
+
+    budget = DecodeBudget(10)
+    with budget.hold(10, wait_s=1):
+        with pytest.raises(ImageRejected, match="busy.*try again"):
+            sanitize(image_bytes("JPEG", size=(80, 60)), budget=budget, wait_s=0.05)
+    clean = sanitize(image_bytes("JPEG", size=(80, 60)), budget=budget, wait_s=0.05)  # room again
+    assert clean.width == 80

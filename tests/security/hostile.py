@@ -44,6 +44,18 @@ def huge_dimension_png():
             + _chunk(b"IEND", b""))
 
 
+def jpeg_claiming_7000x9000():
+    """The probe's M1 file: a small JPEG whose frame header claims 7000×9000 pixels (63 MP)."""
+    data = _save(_noise((64, 48)), "JPEG")
+    at = data.index(b"\xff\xc0") + 5
+    return data[:at] + struct.pack(">HH", 9000, 7000) + data[at + 4:]
+
+
+def flat_png_8000x8000():
+    """The probe's other M1 file: a single-colour 8000×8000 PNG of about 200 KB."""
+    return _save(Image.new("RGB", (8000, 8000), (200, 150, 130)), "PNG", optimize=True)
+
+
 def long_strip():
     return _save(_noise((6000, 40)), "PNG")
 
@@ -141,6 +153,8 @@ def tiny_image():
 CASES = {
     "decompression bomb": (decompression_bomb, "too large"),
     "huge-dimension PNG": (huge_dimension_png, "too large"),
+    "JPEG header claiming 7000×9000": (jpeg_claiming_7000x9000, "not a photo"),
+    "single-colour 8000×8000 PNG": (flat_png_8000x8000, "too large"),
     "long strip": (long_strip, "too long and narrow"),
     "JPEG+ZIP polyglot": (jpeg_with_zip_appended, None),
     "HTML in a PNG text chunk": (png_with_html_text_chunk, None),

@@ -50,7 +50,7 @@ def assert_clean_jpeg(data: bytes):
 def test_sanitiser(case):
     build, rejected = CASES[case]
     limits = {"max_bytes": settings.MAX_UPLOAD_BYTES, "max_pixels": settings.MAX_IMAGE_PIXELS,
-              "max_side": settings.STORED_IMAGE_MAX_SIDE}
+              "max_decode_bytes": settings.MAX_DECODE_MB * 2**20, "max_side": settings.STORED_IMAGE_MAX_SIDE}
     if rejected:
         with pytest.raises(ImageRejected, match=rejected):
             sanitize_upload(upload_file(build()), **limits)
@@ -139,3 +139,22 @@ def test_file_over_the_upload_limit_is_rejected_by_the_form(settings, owner_clie
     text = response.json()["image"][0] if json else response.content.decode()
     assert response.status_code == (400 if json else 200) and "too large" in text
     assert not Submission.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url_name,json", [("diagnosis:upload", False), ("api:submission-list", True)])
+def test_an_upload_that_finds_no_decode_room_is_refused_and_stores_nothing(settings, owner_client, url_name, json):
+    """Issue 13, M1: the web process decodes a bounded amount at once; an upload that cannot get
+    room in time is told to try again, and leaves no record and no file."""
+    from diagnosis.images import budget_of
+
+    settings.DECODE_BUDGET_MB, settings.DECODE_WAIT_SECONDS = 1, 0.05
+    budget = budget_of(2**20)
+    with budget.hold(2**20, wait_s=1):  # another upload is decoding
+        response = owner_client.post(reverse(url_name), {"image": upload_file(image_bytes("JPEG", size=(400, 300)))})
+    text = response.json()["image"][0] if json else response.content.decode()
+    assert response.status_code == (400 if json else 200) and "busy" in text and "try again" in text
+    assert not Submission.objects.exists()
+    assert files_under(settings.MEDIA_ROOT, settings.FILE_UPLOAD_TEMP_DIR) == []
+    response = owner_client.post(reverse(url_name), {"image": upload_file(image_bytes("JPEG", size=(400, 300)))})
+    assert response.status_code in (201, 302) and Submission.objects.count() == 1
