@@ -9,6 +9,8 @@ from rest_framework import permissions, renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from diagnosis.api.renderers import BinaryRenderer
+
 from . import services
 
 CONSENT_REQUIRED = (
@@ -65,14 +67,11 @@ class ConsentView(APIView):
         return Response(ConsentStatusSerializer(_status(request.user)).data, status=status.HTTP_201_CREATED)
 
 
-class ZipRenderer(renderers.BaseRenderer):
+class ZipRenderer(BinaryRenderer):
+    """Lets a client ask for ``Accept: application/zip`` (errors are still JSON, as documented)."""
+
     media_type = "application/zip"
     format = "zip"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
 
 
 @extend_schema(tags=["account"])

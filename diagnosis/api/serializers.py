@@ -21,6 +21,14 @@ from ..models import Lesion, Prediction, Submission
 TOP_N = 4
 
 
+class TokenSerializer(serializers.Serializer):
+    """The answer of POST /api/v1/auth/token/ (documentation only: the view builds it)."""
+
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    expiry = serializers.DateTimeField(required=False, allow_null=True,
+                                       help_text="When the token stops working (null: never).")
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from .. import selectors, timeline
 from ..report import pdf_response
+from .renderers import BinaryRenderer
 
 
 class ChangeSerializer(serializers.Serializer):
@@ -43,16 +44,11 @@ class TimelineSerializer(serializers.Serializer):
     points = TimelinePointSerializer(many=True)
 
 
-class PDFRenderer(renderers.BaseRenderer):
+class PDFRenderer(BinaryRenderer):
     """Lets a client ask for ``Accept: application/pdf``; the PDF itself bypasses renderers."""
 
     media_type = "application/pdf"
     format = "pdf"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
 
 
 class LesionTimelineMixin:

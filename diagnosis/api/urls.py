@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import api as account_api
 
-from . import bulk, views
+from . import bulk, schema, views  # noqa: F401 - schema registers the token scheme for the OpenAPI schema
 
 app_name = "api"
 

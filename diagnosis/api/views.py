@@ -12,40 +12,34 @@ from rest_framework import mixins, permissions, renderers, status, throttling, v
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts import limits as account_limits
 from accounts import services as account_services
 from accounts.api import HasCurrentConsent
+from skinsite.parsers import BoundedJSONParser
 
 from .. import explanations, selectors, services
 from ..models import Prediction
 from ..photos import private_photo_response
 from ..throttles import UploadRateThrottle
+from .renderers import BinaryRenderer
 from .serializers import (
     LesionHistoryItemSerializer,
     LesionSerializer,
     SubmissionCreateSerializer,
     SubmissionSerializer,
+    TokenSerializer,
 )
 from .timeline import LesionTimelineMixin  # GET lesions/<uuid>/timeline/ and report/ (PDF)
 
 
-class JPEGRenderer(renderers.BaseRenderer):
-    """Lets a client ask for ``Accept: image/jpeg`` on the photo endpoint.
-
-    The photo itself is a FileResponse and never goes through a renderer; an
-    error answered to such a client keeps its status code and has no body.
-    """
+class JPEGRenderer(BinaryRenderer):
+    """Lets a client ask for ``Accept: image/jpeg`` on the photo endpoint (errors are still JSON)."""
 
     media_type = "image/jpeg"
     format = "jpg"
-    charset = None
-    render_style = "binary"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
 
 
 class PNGRenderer(JPEGRenderer):
@@ -55,10 +49,18 @@ class PNGRenderer(JPEGRenderer):
     format = "png"
 
 
-@extend_schema(tags=["auth"], summary="Exchange a username and password for an API token")
+@extend_schema(
+    tags=["auth"], summary="Exchange a username and password for an API token",
+    description="Needs no credentials: send none (an invalid `Authorization` header is answered 401). "
+                "The body is JSON; a form (`curl -d username=... -d password=...`) is accepted too.",
+    auth=[], responses={200: TokenSerializer},
+)
 class TokenView(ObtainAuthToken):
     """Send the token back as ``Authorization: Token <key>``."""
 
+    # ObtainAuthToken's parsers, but JSON held to DATA_UPLOAD_MAX_MEMORY_SIZE like everywhere else
+    # (it had the unbounded JSONParser). The schema documents only JSON (PARSER_WHITELIST in settings).
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
     # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
     throttle_classes = [throttling.AnonRateThrottle]

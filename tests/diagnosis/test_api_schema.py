@@ -84,3 +84,106 @@ def test_docs_page_renders_with_local_assets_only(client):
     assert static_assets, assets
     for asset in static_assets:
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a bundled static file"
+
+
+# The API contract as a generated client relies on it (tests/integration/test_generated_client.py runs one).
+
+UPLOADS = {"/api/v1/submissions/", "/api/v1/batches/"}
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/api/v1/"):
+                yield path, method, operation
+
+
+def test_every_request_body_has_one_media_type_json_unless_a_photo_upload(schema):
+    bodies = {(path, method): list(op["requestBody"]["content"]) for path, method, op in _operations(schema)
+              if "requestBody" in op}
+    assert len(bodies) >= 6, bodies  # token, consent, lesion, upload, batch, assistant
+    for (path, method), media_types in bodies.items():
+        assert media_types == ["multipart/form-data" if path in UPLOADS else "application/json"], (path, method)
+
+
+def test_json_views_take_json_only(owner_client, user, password, submission):
+    from tests.diagnosis.test_api_submissions import detail_url
+
+    for url, body in [(reverse("api:consent"), {"accept": True}), (reverse("api:lesion-list"), {"name": "arm"}),
+                      (detail_url(submission) + "assistant/", {"message": "yes"})]:
+        multipart = owner_client.post(url, body)  # the test client's default
+        form = owner_client.post(url, "accept=true", content_type="application/x-www-form-urlencoded")
+        for response in (multipart, form):
+            assert response.status_code == 415, (url, response.content)
+            assert set(response.json()) == {"detail"}
+    # The token endpoint takes JSON, and a form too (curl -d), as its description says.
+    url = reverse("api:auth-token")
+    credentials = {"username": user.username, "password": password}
+    assert owner_client.post(url, credentials, content_type="application/json").status_code == 200
+    assert owner_client.post(url, credentials).status_code == 200
+
+
+def test_token_endpoint_is_documented_as_needing_no_credentials(schema):
+    for path, method, operation in _operations(schema):
+        if path == "/api/v1/auth/token/":
+            assert operation["security"] == [], operation["security"]
+        elif path.startswith("/api/v1/conditions/"):  # public, but a token is checked if one is sent
+            assert {} in operation["security"]
+        else:
+            assert {"tokenAuth": []} in operation["security"] and {} not in operation["security"], (path, method)
+
+
+def test_every_error_status_is_documented_with_its_body(schema):
+    error, invalid = {"$ref": "#/components/schemas/Error"}, schema["components"]["schemas"]["ValidationError"]
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
+    assert invalid["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+    documented = {}
+    for path, method, operation in _operations(schema):
+        errors = {code: response for code, response in operation["responses"].items() if code.startswith("4")}
+        documented[f"{method.upper()} {path}"] = set(errors)
+        for code, response in errors.items():
+            body = response["content"]["application/json"]["schema"]
+            assert body == error or (code == "400" and error in body["anyOf"]), (path, method, code)
+            assert response["description"], (path, method, code)
+        assert {"401", "429"} <= set(errors), (path, method)
+        assert "Retry-After" in errors["429"]["headers"]
+        if "requestBody" in operation:
+            assert {"400", "413", "415"} <= set(errors), (path, method)
+        if "{" in path:
+            assert "404" in errors, (path, method)
+        if method == "post" and path != "/api/v1/auth/token/":
+            assert "403" in errors, (path, method)
+    assert {"409"} <= documented["POST /api/v1/submissions/{uuid}/look-anyway/"]
+    assert {"409"} <= documented["GET /api/v1/submissions/{submission_uuid}/assistant/"]
+    assert {"409"} <= documented["POST /api/v1/submissions/{submission_uuid}/assistant/"]
+
+
+def test_errors_of_the_file_endpoints_are_json_as_documented(outsider_client, submission):
+    from tests.diagnosis.test_api_submissions import image_url
+
+    for accept in ("image/jpeg", "application/json", "*/*"):
+        response = outsider_client.get(image_url(submission), HTTP_ACCEPT=accept)
+        assert response.status_code == 404 and response["Content-Type"] == "application/json", accept
+        assert set(response.json()) == {"detail"}
+    response = outsider_client.get(reverse("api:lesion-report", args=[submission.lesion.uuid]) + "?format=pdf")
+    assert response.status_code == 404 and set(response.json()) == {"detail"}
+
+
+def test_a_queued_submission_validates_against_the_schema(schema, owner_client, submission):
+    """``guidance`` is null until the result is final: a nullable reference, which OAS 3.0.3 could not say
+    (``allOf: [$ref], nullable: true`` admits no null); OAS 3.1 says it as ``oneOf: [$ref, null]``."""
+    from jsonschema import Draft202012Validator
+
+    from tests.diagnosis.test_api_submissions import detail_url
+
+    body = owner_client.get(detail_url(submission)).json()
+    assert body["status"] == "queued" and body["guidance"] is None and body["heatmap_url"] is None
+    page = owner_client.get(reverse("api:submission-list")).json()
+    assert page["next"] is None and page["previous"] is None
+    for component, instance in [("Submission", body), ("PaginatedSubmissionList", page)]:
+        validator = Draft202012Validator({"$ref": f"#/components/schemas/{component}",
+                                          "components": schema["components"]})
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+        assert not errors, (component, errors)
+    assert schema["openapi"].startswith("3.1")
+    assert "nullable" not in str(schema), "OAS 3.1 has no nullable keyword: a 3.1 validator ignores it"
