@@ -39,3 +39,27 @@ def allowed_hosts_are_named(app_configs, **kwargs):
             id="skinsite.E002",
         )]
     return []
+
+
+@register(Tags.security, deploy=True)
+def proxy_trust_is_bounded(app_configs, **kwargs):
+    """TRUSTED_PROXY_COUNT makes X-Forwarded-For the client's address for lock-outs and throttles.
+    That is only safe when a proxy really is in front (one that also says the scheme:
+    SECURE_PROXY_SSL_HEADER) and only proxies' own addresses are believed (issue 13, M3)."""
+    if not settings.TRUSTED_PROXY_COUNT:
+        return []
+    found = []
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) is None:
+        found.append(Warning(
+            f"TRUSTED_PROXY_COUNT={settings.TRUSTED_PROXY_COUNT} but SECURE_PROXY_SSL_HEADER is unset, so no proxy "
+            "header is expected: without a proxy in front, clients choose their own address for the log-in "
+            "lock-out and the throttles. Set TRUSTED_PROXY_COUNT=0, or configure the proxy.",
+            id="skinsite.W002",
+        ))
+    if any(network.prefixlen == 0 for network in settings.TRUSTED_PROXY_NETWORKS):
+        found.append(Warning(
+            "TRUSTED_PROXY_IPS trusts every address: anyone who reaches the application directly can write "
+            "X-Forwarded-For. List only the proxies' addresses.",
+            id="skinsite.W003",
+        ))
+    return found

@@ -148,6 +148,12 @@ AXES_DISABLE_ACCESS_LOG = True
 # Proxies in front of Django (deploy/nginx.conf is one). Without this, every client would share the
 # proxy's address and the lock-out would become per username: anyone could lock anyone out.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)
+# ... and the peers that are those proxies: X-Forwarded-For is believed only from them, so a client
+# that reaches gunicorn directly cannot pick its own address (skinsite/client_ip.py). The default
+# is loopback and the private ranges (nginx on the same host or in the compose network).
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                                          "192.168.0.0/16", "fc00::/7"])
+TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(value, strict=False) for value in TRUSTED_PROXY_IPS]
 AXES_CLIENT_IP_CALLABLE = "skinsite.client_ip.client_ip"
 
 LOGIN_URL = "login"
@@ -355,9 +361,9 @@ REST_FRAMEWORK = {
     # The photo uploads take multipart and the token endpoint also takes a form (their parser_classes).
     # One media type per body is also what the schema then offers, so a generated client sends JSON.
     "DEFAULT_PARSER_CLASSES": ["skinsite.parsers.BoundedJSONParser"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+    "DEFAULT_THROTTLE_CLASSES": [  # DRF's, keyed on skinsite.client_ip instead of the raw X-Forwarded-For
+        "skinsite.throttling.AnonRateThrottle",
+        "skinsite.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", default="60/minute"),  # per address: token requests and 401s

@@ -8,7 +8,7 @@ Authentication (session or token) and IsAuthenticated come from settings.
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, renderers, status, throttling, viewsets
+from rest_framework import mixins, permissions, renderers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from accounts import limits as account_limits
 from accounts import services as account_services
 from accounts.api import HasCurrentConsent
+from skinsite.throttling import AnonRateThrottle
 from skinsite.parsers import BoundedJSONParser
 
 from .. import explanations, selectors, services
@@ -63,7 +64,7 @@ class TokenView(ObtainAuthToken):
     parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
     # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
-    throttle_classes = [throttling.AnonRateThrottle]
+    throttle_classes = [AnonRateThrottle]
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
