@@ -3,13 +3,29 @@ from auditlog.filters import CIDFilter, ResourceTypeFilter
 from auditlog.models import LogEntry
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
+from django.core.exceptions import ValidationError
 
 from .audit import EVENTS
-from .models import Consent, User
+from .models import Consent, User, username_taken
+from .usernames import refuse_mixed_script
+
+
+class AddUserForm(AdminUserCreationForm):
+    """The admin's "add user", held to sign-up's username rules (accounts/usernames.py)."""
+
+    def clean_username(self):
+        username = super().clean_username()
+        if username:
+            refuse_mixed_script(username)
+            if username_taken(username):
+                raise ValidationError("A user with this username, or one that looks the same, already exists.")
+        return username
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    add_form = AddUserForm
     # E-mail is unique and required on our model; ask for it when an admin adds a user,
     # otherwise the second user added without one collides on the empty string.
     add_fieldsets = (

@@ -21,3 +21,19 @@ def test_admin_adds_a_user_with_email(admin_client):
     added = get_user_model().objects.get(username="added")
     assert added.email == "added@example.com"
     assert added.check_password(pw)
+
+
+@pytest.mark.parametrize("name,error", [("аdded", "one alphabet"), ("addеd", "one alphabet"),
+                                        ("ADDED", "already exists"), ("addıd", None)])
+def test_the_admin_holds_new_usernames_to_the_sign_up_rules(admin_client, django_user_model, name, error):
+    django_user_model.objects.create_user("added", "first@example.com", "correct-Horse-battery-9")
+    django_user_model.objects.create_user("addid", "second@example.com", "correct-Horse-battery-9")
+    pw = "correct-Horse-battery-9"
+    response = admin_client.post(reverse("admin:accounts_user_add"), {
+        "username": name, "email": "third@example.com", "usable_password": "true",
+        "password1": pw, "password2": pw,
+    })
+    assert response.status_code == 200
+    errors = str(response.context["adminform"].form.errors["username"])
+    assert (error or "looks the same") in errors
+    assert not get_user_model().objects.filter(email="third@example.com").exists()

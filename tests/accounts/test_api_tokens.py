@@ -158,3 +158,15 @@ def test_the_export_lists_tokens_without_their_keys(user):
     tokens = export_data(user)["api_tokens"]
     assert tokens == [{"created": token.created.isoformat(), "expiry": token.expiry.isoformat()}]
     assert key not in str(export_data(user))
+
+
+def test_the_migration_drops_the_old_plain_text_drf_keys(user):
+    import importlib
+
+    from django.apps import apps
+    from rest_framework.authtoken.models import Token
+
+    migration = importlib.import_module("accounts.migrations.0003_drop_drf_tokens")
+    Token.objects.create(user=user)
+    migration.drop_drf_tokens(apps, None)
+    assert not Token.objects.exists()

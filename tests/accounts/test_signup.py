@@ -200,3 +200,16 @@ def test_the_skeleton_is_kept_on_rename(django_user_model):
     user.save(update_fields=["username"])
     user.refresh_from_db()
     assert user.username_skeleton == "bob"
+
+
+def test_the_migration_fills_the_skeletons_of_existing_users(django_user_model):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0004_user_username_skeleton")
+    user = django_user_model.objects.create_user("Alıce", "alice@example.com", STRONG)
+    django_user_model.objects.filter(pk=user.pk).update(username_skeleton="")
+    migration.fill_skeletons(apps, None)
+    user.refresh_from_db()
+    assert user.username_skeleton == "alice"
