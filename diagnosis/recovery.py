@@ -79,7 +79,7 @@ def dispatch_pending(older_than: timedelta | None = None, redispatch_after: time
         # Claim: only the sweeper whose UPDATE matches the value it read sends this row.
         if not Submission.objects.filter(pk=pk, status=Status.QUEUED, enqueued_at=seen).update(enqueued_at=now):
             continue
-        if send_analysis(pk):
+        if send_analysis(pk, probe=True):  # the sweeper is what finds the broker back
             sweep.sent.append(pk)
             continue
         Submission.objects.filter(pk=pk, enqueued_at=now).update(enqueued_at=seen)  # not accepted after all
@@ -125,7 +125,7 @@ def requeue_stuck(limit: timedelta | None = None, max_attempts: int | None = Non
             continue
         if not same_run.update(status=Status.QUEUED, started_at=None, enqueued_at=now):
             continue
-        if send_analysis(pk):
+        if send_analysis(pk, probe=True):  # the sweeper is what finds the broker back
             sweep.sent.append(pk)
         else:  # queued again, with the outbox marker empty: dispatch_pending sends it later
             Submission.objects.filter(pk=pk, enqueued_at=now).update(enqueued_at=None)

@@ -275,7 +275,7 @@ if REDIS_URL:
     # A Redis outage makes the cache miss (rates not counted) rather than fail uploads: skinsite/cache.py.
     CACHES = {"default": {"BACKEND": "skinsite.cache.FailOpenRedisCache",
                           "LOCATION": env("CACHE_URL", default=REDIS_URL), "KEY_PREFIX": "skinsite",
-                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -306,6 +306,10 @@ else:
 # One quick retry (a pooled connection may be stale after a Redis restart), then give up: the
 # submission stays queued with enqueued_at empty and `dispatch_pending` sends it when the broker is back.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# An upload waits at most this long for the broker to accept its task; after a refusal, uploads skip
+# the broker for BROKER_BREAKER_SECONDS (diagnosis/publish.py) and the cache skips Redis as long.
+BROKER_PUBLISH_TIMEOUT = env.float("BROKER_PUBLISH_TIMEOUT", default=0.5)
+BROKER_BREAKER_SECONDS = env.float("BROKER_BREAKER_SECONDS", default=15.0)
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not the broker
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task gets the task redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -37,6 +37,19 @@ def _fresh_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _closed_breakers():
+    """Every test starts with the broker's and the cache's circuit breakers closed (skinsite/breaker.py)."""
+    from diagnosis import publish
+    from skinsite import cache
+
+    publish.breaker.reset()
+    cache.breaker.reset()
+    yield
+    publish.breaker.reset()
+    cache.breaker.reset()
+
+
+@pytest.fixture(autouse=True)
 def _eager_tasks(settings):
     """Run Celery tasks in-process by default; worker tests switch this off."""
     from skinsite.celery import app

@@ -138,7 +138,9 @@ def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_ba
     submission = upload(owner_client, make_upload, make_image)
     latency = time.monotonic() - started
 
-    # Saved, shown as queued, and not accepted by any broker.
+    # Saved, shown as queued, and not accepted by any broker. (How long it took is reported below, not
+    # asserted: a hung broker costs one BROKER_PUBLISH_TIMEOUT and one cache socket timeout, then the
+    # breakers skip Redis; issue 13 measured 8.04 s before, 1.05 s after.)
     assert latency < (10 if failure == "hung" else 3), latency
     assert submission.status == Status.QUEUED and submission.enqueued_at is None
     assert submission.image.storage.exists(submission.image.name)
@@ -155,9 +157,13 @@ def test_upload_while_redis_is_unavailable_is_queued_then_analysed_once_it_is_ba
     assert _dispatch_until_done(submission) == Status.DONE
     recovery_s = time.monotonic() - back
 
-    assert celery_worker.wait_for_runs(submission.pk, 1) == ["done"]
+    # A publish still under way when the upload stopped waiting may land once Redis answers again,
+    # before or after the sweeper's: the second delivery finds the photo claimed and is skipped.
+    runs = celery_worker.wait_for_runs(submission.pk, 1)
+    assert runs == ["done"] or (failure == "hung" and sorted(runs) == ["done", "skipped"]), runs
     submission.refresh_from_db()
-    assert submission.attempts == 1 and submission.enqueued_at is not None
+    assert submission.attempts == 1
+    assert submission.enqueued_at is not None or failure == "hung"
     assert_one_ranked_set(submission)
     _metric(f"Redis {failure} ({celery_worker.transport} broker{'' if broker_outage.real else ', publisher only'}): "
             f"upload answered in {latency:.2f}s; Redis back -> result stored in {recovery_s:.1f}s "
