@@ -65,6 +65,9 @@ class TokenView(ObtainAuthToken):
     # DRF's ObtainAuthToken turns throttling off (throttle_classes = ()): a password-guessing
     # endpoint is exactly where the anonymous rate must apply. Axes locks out by username as well.
     throttle_classes = [AnonRateThrottle]
+    # It authenticates by username and password only: an expired token still sent in the
+    # Authorization header (a client that is logging in again) must not turn the answer into 401.
+    authentication_classes = []
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

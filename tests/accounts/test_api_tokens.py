@@ -64,6 +64,16 @@ def test_an_expired_token_is_refused_and_removed(user):
     assert not AuthToken.objects.exists()
 
 
+def test_logging_in_again_with_an_expired_token_still_in_the_header_gets_a_new_token(user, password):
+    """A client whose token expired logs in again; it may still send the old header (issue 13 review)."""
+    token, key = issue_api_token(user)
+    AuthToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    response = _api(key).post(reverse("api:auth-token"), {"username": user.username, "password": password},
+                              format="json")
+    assert response.status_code == 200 and response.json()["token"] != key
+    assert _api(response.json()["token"]).get(LESIONS).status_code == 200
+
+
 def test_a_token_of_an_outsider_opens_only_the_outsiders_data(user, other_user):
     from diagnosis.models import Lesion
 
