@@ -9,7 +9,7 @@ threads (gunicorn's gthread workers serve several requests at once) hand the sam
 ``diagnosis.services.clean_upload`` at the same moment, the code path of the upload form and the
 API. Reported: resident memory before, peak (``VmHWM``) after, and what each upload got back.
 
-Scenarios: a 640×480 JPEG whose header claims 7000×9000 pixels (the probe's 9.3 KB file), a real
+Scenarios: a 640×480 JPEG whose header claims 7000×9000 pixels (like the probe's 9.3 KB file; this one is 5 KB), a real
 single-colour 7000×9000 JPEG, a single-colour 8000×8000 PNG (the probe's 198 KB file), a 6300×6300 PNG with a patch of noise
 that makes it big enough per pixel to pass for a photo (the worst PNG that is accepted), and a 12-megapixel phone-like JPEG (a skin photo upscaled with sensor
 noise, ``bench.inference.make_phone_photo``) and a 48-megapixel WebP made the same way (decoded at full

@@ -237,6 +237,13 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="skinsite@localhost")
+# The SMTP server for the smtp backend (sign-up links and password resets need real mail in production).
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a hung mail server must not hang a sign-up
 # Absolute links in e-mails sent outside a request (the re-photograph reminders).
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 

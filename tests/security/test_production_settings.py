@@ -80,3 +80,14 @@ def test_check_deploy_refuses_allowed_hosts_star():
     """Issue 13: `check --deploy` passed with ALLOWED_HOSTS='*'."""
     result = run(["manage.py", "check", "--deploy"], {**PRODUCTION, "ALLOWED_HOSTS": "skin.example.org,*"})
     assert result.returncode != 0 and "skinsite.E002" in result.stderr + result.stdout
+
+
+def test_the_smtp_server_is_configured_from_the_environment():
+    """Sign-up is finished through an e-mailed link: production must be able to name its mail server."""
+    code = ("import django; django.setup(); from django.conf import settings as s;"
+            "print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, s.EMAIL_USE_TLS)")
+    result = run(["-c", code], {**PRODUCTION, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                                "EMAIL_HOST": "smtp.example.org", "EMAIL_PORT": "587", "EMAIL_HOST_USER": "skin",
+                                "EMAIL_USE_TLS": "true"})
+    assert result.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "smtp.example.org", "587", "skin",
+                                     "True"], result.stderr[-2000:]
