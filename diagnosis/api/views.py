@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from accounts import limits as account_limits
 from accounts import services as account_services
 from accounts.api import HasCurrentConsent
+from skinsite.middleware import PRIVATE
 from skinsite.throttling import AnonRateThrottle
 from skinsite.parsers import BoundedJSONParser
 
@@ -68,6 +69,13 @@ class TokenView(ObtainAuthToken):
     # It authenticates by username and password only: an expired token still sent in the
     # Authorization header (a client that is logging in again) must not turn the answer into 401.
     authentication_classes = []
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # The answer holds a secret, and the caller is anonymous here (no authenticators), so
+        # PrivateResponsesMiddleware would leave it cacheable: mark it private here.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = PRIVATE
+        return response
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -72,6 +72,7 @@ def test_logging_in_again_with_an_expired_token_still_in_the_header_gets_a_new_t
                               format="json")
     assert response.status_code == 200 and response.json()["token"] != key
     assert _api(response.json()["token"]).get(LESIONS).status_code == 200
+    assert response["Cache-Control"] == "private, no-store"  # a secret, whoever asks
 
 
 def test_a_token_of_an_outsider_opens_only_the_outsiders_data(user, other_user):
