@@ -142,6 +142,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
 # The pair, not the username alone: a stranger cannot lock a user out by guessing at their name.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"  # the site's page, with the wait and a reset link
 AXES_RESET_ON_SUCCESS = True
 # Successful log-ins are in the audit log already (accounts/audit.py); no second store of addresses.
 AXES_DISABLE_ACCESS_LOG = True
