@@ -11,7 +11,9 @@ API. Reported: resident memory before, peak (``VmHWM``) after, and what each upl
 
 Scenarios: a 640×480 JPEG whose header claims 7000×9000 pixels (like the probe's 9.3 KB file; this one is 5 KB), a real
 single-colour 7000×9000 JPEG, a single-colour 8000×8000 PNG (the probe's 198 KB file), a 6300×6300 PNG with a patch of noise
-that makes it big enough per pixel to pass for a photo (the worst PNG that is accepted), and a 12-megapixel phone-like JPEG (a skin photo upscaled with sensor
+that makes it big enough per pixel to pass for a photo (the worst PNG that is accepted), progressive
+JPEGs of 14000×14000 and 7900×7900 (the largest accepted; their decoder holds every coefficient at
+full size), and a 12-megapixel phone-like JPEG (a skin photo upscaled with sensor
 noise, ``bench.inference.make_phone_photo``) and a 48-megapixel WebP made the same way (decoded at full
 size like a 48-MP HEIC, and bigger than the whole decode budget: it runs alone; the HEIC encoder
 here wrote 48-MP files that libheif could not decode).
@@ -30,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "var" / "bench-cache" / "upload_memory"  # made once: the 48-MP photo takes a while
-SCENARIOS = ("bomb_jpeg_header", "bomb_jpeg", "bomb_png", "bomb_png_plausible", "phone_12mp", "photo_48mp_webp")
+SCENARIOS = ("bomb_jpeg_header", "bomb_jpeg", "bomb_png", "bomb_png_plausible", "progressive_jpeg_14000",
+             "progressive_jpeg_largest", "phone_12mp", "photo_48mp_webp")
 
 
 def _claiming(jpeg: bytes, width: int, height: int) -> bytes:
@@ -56,6 +59,16 @@ def make_file(kind: str) -> bytes:
         noise = np.random.default_rng(0).integers(0, 256, (460, 460, 3), dtype=np.uint8)
         img.paste(Image.fromarray(noise), (0, 0))
         img.save(buf, "PNG")
+    elif kind in ("progressive_jpeg_14000", "progressive_jpeg_largest"):
+        # A progressive JPEG decodes through a full-size coefficient buffer whatever the draft scale
+        # (found in review): the 196-MP one the reviewer sent, and the largest still accepted.
+        import numpy as np
+
+        side = 14000 if kind == "progressive_jpeg_14000" else 7900
+        img = Image.new("RGB", (side, side), (200, 150, 130))
+        noise = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+        img.paste(Image.fromarray(noise), (0, 0))
+        img.save(buf, "JPEG", quality=90, progressive=True, subsampling=0)
     elif kind == "phone_12mp":
         from .inference import make_phone_photo
 

@@ -214,7 +214,8 @@ MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=MAX_UPLOAD_BYTES + 1024
 # STORED_IMAGE_MAX_SIDE, so the declared limit only has to pass the largest phone photo: 200-MP
 # sensors write 16320×12240 JPEGs. PNG, WebP and HEIC decode at full size: MAX_DECODE_MB (what one
 # upload may cost) caps PNG and HEIC at 40 MP (phones save 12- and 24-MP HEIC by default; iOS
-# Safari sends a 48-MP "HEIF Max" photo as JPEG) and WebP, which no phone camera writes, at 25 MP.
+# Safari sends a 48-MP "HEIF Max" photo as JPEG), WebP, which no phone camera writes, at 25 MP, and
+# progressive JPEGs (phone cameras write baseline ones; their decoder buffers the whole image) at 62 MP.
 # DECODE_BUDGET_MB bounds all decodes of one web process at once (two 12-MP photos); an upload
 # waits DECODE_WAIT_SECONDS for room, then is asked to try again.
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=210_000_000)

@@ -175,7 +175,7 @@ def test_formats_decoded_at_full_size_have_a_limit_from_the_decode_memory(decode
     Image.new("RGB", (3000, 2000), (200, 150, 130)).save(buf, "PNG")
     png = buf.getvalue()
     # 6 MP at 11 bytes a pixel is 66 MB: refused under 50 MB, with the JPEG way out named
-    with pytest.raises(ImageRejected, match="limit is 4 megapixels for PNG .JPEG may be larger"):
+    with pytest.raises(ImageRejected, match="limit is 4 megapixels for PNG .an ordinary JPEG may be larger"):
         sanitize(png, max_pixels=100_000_000, max_decode_bytes=50 * 2**20, max_side=4096)
     # the same pixels as JPEG decode at reduced scale: the decode memory does not limit them
     sanitize(flat_jpeg((3000, 2000), quality=90), max_pixels=100_000_000, max_decode_bytes=50 * 2**20, max_side=1024)
@@ -219,3 +219,25 @@ def test_a_decode_that_finds_no_room_in_time_is_refused_with_a_retry_message():
             sanitize(image_bytes("JPEG", size=(80, 60)), budget=budget, wait_s=0.05)
     clean = sanitize(image_bytes("JPEG", size=(80, 60)), budget=budget, wait_s=0.05)  # room again
     assert clean.width == 80
+
+
+def test_a_progressive_jpeg_is_limited_and_charged_at_its_declared_size(decoded_sizes):
+    """A progressive JPEG is decoded through a full-size coefficient buffer whatever the draft
+    scale (issue 13 review: 2.3 MB declaring 14000×14000 took a process to 1.26 GB)."""
+    from diagnosis import images
+
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (200, 150, 130)).save(buf, "JPEG", quality=90, progressive=True)
+    progressive = buf.getvalue()
+    # 3 MP × 7 bytes = 21 MB: refused under a 15 MB decode limit, where a baseline JPEG passes
+    with pytest.raises(ImageRejected, match="limit is 2 megapixels for progressive JPEG"):
+        sanitize(progressive, max_pixels=100_000_000, max_decode_bytes=15 * 2**20, max_side=1024)
+    sanitize(flat_jpeg((2000, 1500), quality=90), max_pixels=100_000_000, max_decode_bytes=15 * 2**20, max_side=1024)
+    # accepted under a larger limit, and charged to the budget for its declared pixels
+    charged = []
+    budget = images.DecodeBudget(2**40)
+    real_hold = budget.hold
+    budget.hold = lambda cost, wait_s: (charged.append(cost), real_hold(cost, wait_s))[1]
+    sanitize(progressive, max_pixels=100_000_000, max_decode_bytes=100 * 2**20, max_side=1024, budget=budget)
+    assert charged == [2000 * 1500 * images.PROGRESSIVE_BYTES_PER_PIXEL]
+    assert decoded_sizes[-1] == (1000, 750)  # still drafted
