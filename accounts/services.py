@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import smtplib
 import zipfile
 from datetime import timedelta
 
@@ -78,7 +79,13 @@ def request_signup(*, username: str, email: str, request) -> str:
         context["days"] = SIGNUP_LINK_MAX_AGE.days
     body = render_to_string(f"accounts/email/signup_{kind}.txt", context)
     # To the account's own address where there is one (the typed one may differ in case only).
-    send_mail(f"Skin spot check: {subject}", body, None, [existing.email if existing else email])
+    try:
+        send_mail(f"Skin spot check: {subject}", body, None, [existing.email if existing else email])
+    except (smtplib.SMTPException, OSError) as exc:
+        # The page answers as always (it must not tell whether the address has an account); the
+        # person can ask again, and the operator sees the failure here.
+        logger.error("sign-up mail not sent (%s: %s): %s", exc.__class__.__name__, exc, kind)
+        return kind
     logger.info("sign-up mail sent: %s", kind)
     return kind
 

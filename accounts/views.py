@@ -74,6 +74,9 @@ def signup(request):
     return render(request, "accounts/signup.html", {"form": form})
 
 
+SIGNUP_TOKEN_SESSION_KEY = "signup_token"
+
+
 def signup_done(request):
     return render(request, "accounts/signup_done.html")
 
@@ -84,7 +87,13 @@ def signup_confirm(request):
     signed in. A forged or expired link, or a name or address taken since, gets an explanation."""
     if request.user.is_authenticated:
         return redirect(settings.LOGIN_REDIRECT_URL)
-    data = services.read_signup_token(request.GET.get("token", ""))
+    if request.method == "GET" and "token" in request.GET:
+        # As Django's password-reset links do: keep the token out of the address from here on,
+        # so that access logs and Referer headers of the page and its form never carry it.
+        request.session[SIGNUP_TOKEN_SESSION_KEY] = request.GET["token"]
+        return redirect("signup-confirm")
+    token = request.GET.get("token") or request.session.get(SIGNUP_TOKEN_SESSION_KEY, "")
+    data = services.read_signup_token(token)
     if data is None:
         return render(request, "accounts/signup_link.html", {"problem": "invalid"})
     if not services.signup_still_possible(data["username"], data["email"]):
@@ -97,6 +106,7 @@ def signup_confirm(request):
         if user is None:
             return render(request, "accounts/signup_link.html", {"problem": "taken"})
         # Named: with axes in AUTHENTICATION_BACKENDS, login() cannot guess which backend applies.
+        request.session.pop(SIGNUP_TOKEN_SESSION_KEY, None)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome! Your account is ready.")
         return redirect(settings.LOGIN_REDIRECT_URL)

@@ -63,3 +63,18 @@ def proxy_trust_is_bounded(app_configs, **kwargs):
             id="skinsite.W003",
         ))
     return found
+
+
+@register(Tags.security, deploy=True)
+def mail_is_sent(app_configs, **kwargs):
+    """Sign-up is finished through an e-mailed link, and password resets are mailed: with the
+    console or an in-memory backend nobody can sign up, and the links (which let whoever holds them
+    choose the password) end up in the process's log."""
+    backend = settings.EMAIL_BACKEND.rsplit(".", 2)[-2] if "." in settings.EMAIL_BACKEND else settings.EMAIL_BACKEND
+    if backend in ("console", "locmem", "dummy", "filebased"):
+        return [Warning(
+            f"EMAIL_BACKEND is the {backend} backend: sign-up links and password resets are not sent (and may be "
+            "written to the log). Set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST.",
+            id="skinsite.W004",
+        )]
+    return []

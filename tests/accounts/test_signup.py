@@ -49,7 +49,7 @@ def test_signup_mails_a_link_that_creates_the_account_and_logs_in(client, mailou
     assert not get_user_model().objects.exists()
     assert "_auth_user_id" not in client.session
 
-    page = client.get(link)
+    page = client.get(link, follow=True)
     assert page.status_code == 200 and "newbie" in page.content.decode()
     response = client.post(link, {"password1": STRONG, "password2": STRONG})
     assert response.status_code == 302 and response.url == reverse("diagnosis:lesion-list")
@@ -58,11 +58,37 @@ def test_signup_mails_a_link_that_creates_the_account_and_logs_in(client, mailou
     assert client.session["_auth_user_id"] == str(user.pk)
 
 
+def test_the_link_leaves_the_token_out_of_the_address_of_the_page_and_its_form(client, mailoutbox):
+    """Access logs and Referer headers would otherwise carry it (issue 13 review): as with
+    Django's password-reset links, the token moves into the session and the page has a clean URL."""
+    link = _sign_up(client, mailoutbox)
+    response = client.get(link)
+    assert response.status_code == 302 and response.url == reverse("signup-confirm")
+    page = client.get(response.url)
+    token = link.split("token=", 1)[1]
+    assert page.status_code == 200 and token not in page.content.decode()
+    response = client.post(reverse("signup-confirm"), {"password1": STRONG, "password2": STRONG})
+    assert response.status_code == 302 and get_user_model().objects.filter(username="newbie").exists()
+    assert "signup_token" not in client.session
+
+
+def test_a_mail_server_that_fails_still_gets_the_same_answer_and_is_logged(client, monkeypatch, caplog):
+    from accounts import services
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(services, "send_mail", refuse)
+    response = client.post(URL, _data())
+    assert response.status_code == 302 and response.url == DONE
+    assert "sign-up mail not sent (ConnectionRefusedError" in caplog.text
+
+
 def test_the_link_works_once(client, mailoutbox):
     link = _sign_up(client, mailoutbox)
     client.post(link, {"password1": STRONG, "password2": STRONG})
     client.logout()
-    response = client.get(link)
+    response = client.get(link, follow=True)
     assert "exists already" in response.content.decode()
     assert client.post(link, {"password1": STRONG, "password2": STRONG}).status_code == 200
     assert get_user_model().objects.count() == 1
@@ -71,7 +97,7 @@ def test_the_link_works_once(client, mailoutbox):
 def test_a_forged_or_expired_link_is_refused(client, mailoutbox, settings):
     link = _sign_up(client, mailoutbox)
     forged = link[:-3] + ("aaa" if not link.endswith("aaa") else "bbb")
-    assert "does not work" in client.get(forged).content.decode()
+    assert "does not work" in client.get(forged, follow=True).content.decode()
     assert "does not work" in client.get(reverse("signup-confirm")).content.decode()
 
     from datetime import timedelta
@@ -80,7 +106,7 @@ def test_a_forged_or_expired_link_is_refused(client, mailoutbox, settings):
     from accounts import services
 
     with mock.patch.object(services, "SIGNUP_LINK_MAX_AGE", timedelta(seconds=-1)):
-        assert "does not work" in client.get(link).content.decode()
+        assert "does not work" in client.get(link, follow=True).content.decode()
     assert not get_user_model().objects.exists()
 
 

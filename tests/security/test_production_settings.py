@@ -17,6 +17,8 @@ PRODUCTION = {
     "CSRF_TRUSTED_ORIGINS": "https://skin.example.org",
     "MEDIA_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "EMAIL_HOST": "smtp.example.org",
 }
 
 
@@ -91,3 +93,10 @@ def test_the_smtp_server_is_configured_from_the_environment():
                                 "EMAIL_USE_TLS": "true"})
     assert result.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "smtp.example.org", "587", "skin",
                                      "True"], result.stderr[-2000:]
+
+
+def test_check_deploy_warns_when_mail_is_not_sent():
+    """Sign-up needs the e-mailed link (issue 13 review: the console backend was the production default)."""
+    result = run(["manage.py", "check", "--deploy"], {**PRODUCTION, "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"})
+    assert "skinsite.W004" in result.stderr + result.stdout
+    assert "skinsite.W004" not in (run(["manage.py", "check", "--deploy"], PRODUCTION).stderr)
