@@ -37,7 +37,12 @@ def _publish(task, args, kwargs) -> None:
     if current_app.conf.task_always_eager:  # runs the task itself, in this thread (tests, development)
         task.delay(*args, **kwargs)
         return
-    _publisher.submit(task.delay, *args, **kwargs).result(timeout=settings.BROKER_PUBLISH_TIMEOUT)
+    future = _publisher.submit(task.delay, *args, **kwargs)
+    try:
+        future.result(timeout=settings.BROKER_PUBLISH_TIMEOUT)
+    except PublishTimeout:
+        future.cancel()  # still waiting for a free publisher thread: never sent (the outbox will)
+        raise
 
 
 def send(task, *args, what: str, probe: bool = False, **kwargs) -> bool:

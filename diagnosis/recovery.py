@@ -125,7 +125,9 @@ def requeue_stuck(limit: timedelta | None = None, max_attempts: int | None = Non
             continue
         if not same_run.update(status=Status.QUEUED, started_at=None, enqueued_at=now):
             continue
-        if send_analysis(pk, probe=True):  # the sweeper is what finds the broker back
+        # The first row probes the broker (the sweeper is what finds it back); after a refusal the
+        # breaker skips the rest at once, instead of each waiting out the publish timeout.
+        if send_analysis(pk, probe=not sweep.unsent):
             sweep.sent.append(pk)
         else:  # queued again, with the outbox marker empty: dispatch_pending sends it later
             Submission.objects.filter(pk=pk, enqueued_at=now).update(enqueued_at=None)

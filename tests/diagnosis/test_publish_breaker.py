@@ -126,3 +126,28 @@ def test_the_cache_skips_a_hung_redis_after_one_timeout():
         switch.down()
     assert first < 5 and after < first  # one socket timeout, then Redis is skipped
     assert cache_module.breaker.is_open()
+
+
+@pytest.mark.django_db
+def test_requeue_stuck_probes_the_broker_once_then_leaves_the_rest_to_the_outbox(real_broker, submission_factory,
+                                                                                  monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from diagnosis import recovery, tasks
+    from diagnosis.models import Submission
+
+    stuck = [submission_factory() for _ in range(3)]
+    Submission.objects.filter(pk__in=[s.pk for s in stuck]).update(
+        status=Submission.Status.PROCESSING, started_at=timezone.now() - timedelta(hours=2))
+    tries = []
+
+    def refuse(pk):
+        tries.append(pk)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tasks.analyse_submission, "delay", refuse)
+    sweep = recovery.requeue_stuck(limit=timedelta(minutes=30))
+    assert len(tries) == 1 and sorted(sweep.unsent) == sorted(s.pk for s in stuck)
+    assert set(Submission.objects.values_list("status", flat=True)) == {Submission.Status.QUEUED}
