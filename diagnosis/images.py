@@ -12,7 +12,7 @@ import hashlib
 import io
 import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -223,7 +223,7 @@ def sanitize_upload(upload, *, max_bytes: int, max_pixels: int, max_side: int, m
         source_format = "JPEG" if img.format == "MPO" else img.format
         declared = img.size
         _draft(img, max_side)
-        with budget.hold(decode_cost(img, declared), wait_s) if budget else _nothing():
+        with budget.hold(decode_cost(img, declared), wait_s) if budget else nullcontext():
             clean = _clean_copy(img, max_side)
             del img
             out = io.BytesIO()
@@ -251,8 +251,3 @@ def _clean_copy(img: Image.Image, max_side: int) -> Image.Image:
     clean = Image.new("RGB", img.size)
     clean.paste(img)
     return clean
-
-
-@contextmanager
-def _nothing():
-    yield

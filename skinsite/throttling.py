@@ -21,7 +21,3 @@ class AnonRateThrottle(ClientAddressMixin, throttling.AnonRateThrottle):
 
 class UserRateThrottle(ClientAddressMixin, throttling.UserRateThrottle):
     pass
-
-
-class ScopedRateThrottle(ClientAddressMixin, throttling.ScopedRateThrottle):
-    pass
