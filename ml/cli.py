@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--warmup-epochs", type=float, default=1.0)
     w.add_argument("--weight-decay", type=float, default=1e-5)
     w.add_argument("--label-smoothing", type=float, default=0.0)
+    w.add_argument("--ema", type=float, default=0.0,
+                   help="validate and ship a moving average of the weights with this momentum per step (0: off)")
     w.add_argument("--sampling-power", type=float, default=0.5, help="draw photos with weight n_class ** -power")
     w.add_argument("--loss-power", type=float, default=0.5, help="weigh the loss by n_class ** -power")
     w.add_argument("--photos-per-epoch", type=int, default=0, help="draws per epoch (0: the number of training photos)")

@@ -358,6 +358,7 @@ def recipe_from_args(args):
         weight_decay=args.weight_decay, dropout=args.dropout, label_smoothing=args.label_smoothing,
         batchnorm=args.batchnorm, precision=args.precision, sampling_power=args.sampling_power,
         loss_power=args.loss_power, photos_per_epoch=args.photos_per_epoch, seed=args.seed,
+        ema=args.ema,
     )
 
 

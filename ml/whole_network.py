@@ -5,7 +5,9 @@ few fixed views with ImageNet's BatchNorm statistics, and fitted the Vienna derm
 each epoch draws the training photos again with class-balancing weights, gives each one a new
 random view (``ml.augmentation``), and trains the whole network with a warm-up then a cosine
 decay of the learning rate. BatchNorm either follows the skin photos' statistics (``train``)
-or keeps ImageNet's (``frozen``).
+or keeps ImageNet's (``frozen``). With ``ema`` > 0 the optimizer also keeps an exponential
+moving average of the trainable weights, and validation, the best epoch and the artifact use the
+averaged weights: they smooth the epoch-to-epoch swings of small noisy batches.
 
 A run spans working sessions: after every epoch the weights, the optimizer's state and the
 curves go to ``checkpoint_dir`` (atomically), and ``resume=True`` goes on after the last
@@ -71,12 +73,16 @@ class Recipe:
     seed: int = 0
     #: the artifact (version@sha256) whose weights the run starts from; "" for ImageNet's
     init_from: str = ""
+    #: momentum of the moving average of the weights that is validated and shipped; 0: off
+    ema: float = 0.0
 
     def __post_init__(self):
         if self.batchnorm not in BATCHNORM_MODES:
             raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError("ema must be in [0, 1)")
 
 
 def class_power_weights(y: np.ndarray, n_classes: int, power: float) -> np.ndarray:
@@ -138,7 +144,25 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int):
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=total - warmup, warmup_target=recipe.lr, warmup_steps=warmup
     )
-    return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    # Keras keeps the average among the optimizer's variables, so the checkpoint carries it
+    return keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, use_ema=recipe.ema > 0,
+                                  ema_momentum=recipe.ema or 0.99)
+
+
+def averaged_weights(model, optimizer) -> list[np.ndarray]:
+    """The model's weights with the optimizer's moving average in place of the trainable ones
+    (the model itself is left as it is); the plain weights when the recipe keeps no average."""
+    current = model.get_weights()
+    if not optimizer.use_ema:
+        return current
+    plain = [np.asarray(v) for v in model.trainable_variables]
+    for variable, average in zip(model.trainable_variables, optimizer._model_variables_moving_average):
+        variable.assign(average)
+    try:
+        return model.get_weights()
+    finally:
+        for variable, value in zip(model.trainable_variables, plain):
+            variable.assign(value)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -154,12 +178,13 @@ def _load_npz(path: Path) -> list[np.ndarray]:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
-def save_checkpoint(directory: Path, model, optimizer, state: dict, best: bool) -> None:
+def save_checkpoint(directory: Path, model, optimizer, state: dict, best_weights: list[np.ndarray] | None) -> None:
+    """The training state to go on from (``last``), and ``best_weights`` (the validated ones)
+    when this epoch is the best so far."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights = model.get_weights()
-    _save_npz(directory / LAST_FILE, weights + [np.asarray(v) for v in optimizer.variables])
-    if best:
-        _save_npz(directory / BEST_FILE, weights)
+    _save_npz(directory / LAST_FILE, model.get_weights() + [np.asarray(v) for v in optimizer.variables])
+    if best_weights is not None:
+        _save_npz(directory / BEST_FILE, best_weights)
     tmp = directory / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))
     os.replace(tmp, directory / STATE_FILE)
@@ -172,8 +197,9 @@ def read_state(directory: Path, recipe: Recipe) -> dict | None:
         return None
     state = json.loads(path.read_text())
     theirs = state.get("recipe", {})
-    differs = {f.name: (theirs.get(f.name), getattr(recipe, f.name)) for f in fields(recipe)
-               if f.name != "epochs" and theirs.get(f.name) != getattr(recipe, f.name)}
+    # a field newer than the checkpoint counts as its default (runs from before it had none)
+    differs = {f.name: (theirs.get(f.name, f.default), getattr(recipe, f.name)) for f in fields(recipe)
+               if f.name != "epochs" and theirs.get(f.name, f.default) != getattr(recipe, f.name)}
     if differs:
         raise CheckpointError(f"{directory} holds a run of another recipe (theirs, ours): {differs}")
     if not (directory / LAST_FILE).is_file():
@@ -220,7 +246,8 @@ def make_train_step(model, optimizer, loss_weights: np.ndarray, n_classes: int, 
 
 
 def make_validator(model, val_images: Sequence, y_val: np.ndarray, recipe: Recipe):
-    """() -> (balanced accuracy, loss, accuracy) on the clean validation photos."""
+    """(weights) -> (balanced accuracy, loss, accuracy) of those weights on the clean validation
+    photos; the model gets its own weights back afterwards."""
     import tensorflow as tf
 
     from .metrics import balanced_accuracy
@@ -228,7 +255,15 @@ def make_validator(model, val_images: Sequence, y_val: np.ndarray, recipe: Recip
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     size = (recipe.input_size, recipe.input_size)
 
-    def validate():
+    def validate(weights):
+        own = model.get_weights()
+        model.set_weights(weights)
+        try:
+            return score()
+        finally:
+            model.set_weights(own)
+
+    def score():
         logits = np.concatenate([
             np.asarray(forward(tf.constant(prepare_batch(val_images[i : i + 128], size, recipe.preprocessing))), np.float32)
             for i in range(0, len(val_images), 128)
@@ -317,7 +352,8 @@ def train(
             t0 = time.time()
             loss, acc, drawn = run_epoch(train_step, pool, train_images, y_train, n_classes, recipe, epoch)
             train_s = time.time() - t0
-            bal, vloss, vacc = validate()
+            served = averaged_weights(model, optimizer)
+            bal, vloss, vacc = validate(served)
             h = state["history"]
             for key, value in zip(HISTORY_KEYS, (loss, acc, vloss, vacc, bal)):
                 h[key].append(value)
@@ -328,7 +364,7 @@ def train(
             if improved:
                 state["best_score"], state["best_epoch"] = bal, epoch
             state["finished"] = epoch >= recipe.epochs
-            save_checkpoint(checkpoint_dir, model, optimizer, state, best=improved)
+            save_checkpoint(checkpoint_dir, model, optimizer, state, served if improved else None)
             done_now += 1
             log.info("epoch %d/%d: loss %.4f val_loss %.4f val_bal_acc %.4f (%.0f s, %.1f photos/s)%s", epoch,
                      recipe.epochs, loss, vloss, bal, state["epoch_seconds"][-1],

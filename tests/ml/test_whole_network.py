@@ -122,6 +122,8 @@ def test_recipe_refuses_unknown_modes():
         Recipe(batchnorm="sometimes")
     with pytest.raises(ValueError):
         Recipe(precision="int4")
+    with pytest.raises(ValueError):
+        Recipe(ema=1.0)  # an average that never moves
 
 
 def test_init_from_starts_a_new_cycle_from_a_trained_artifact(data, straight):
@@ -142,3 +144,63 @@ def test_init_from_starts_a_new_cycle_from_a_trained_artifact(data, straight):
     # the start is part of the recipe: resuming it from another artifact is refused
     with pytest.raises(CheckpointError, match="another recipe"):
         main(whole_args(data, out, ck, "--epochs", "2", "--lr", "0", "--batchnorm", "frozen", "--resume"))
+
+
+def test_averaged_weights_are_the_optimizers_moving_average_and_leave_the_model_alone():
+    import keras
+
+    from ml.whole_network import averaged_weights, make_optimizer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = make_optimizer(Recipe(lr=0.1, warmup_epochs=0.0, epochs=10, ema=0.5), steps_per_epoch=1)
+    start = [w.copy() for w in model.get_weights()]
+    ones = [keras.ops.ones_like(v) for v in model.trainable_variables]
+    optimizer.apply_gradients(zip(ones, model.trainable_variables))
+    first = [w.copy() for w in model.get_weights()]
+    optimizer.apply_gradients(zip(ones, model.trainable_variables))
+    now = model.get_weights()
+    # first step: the average is the weights; then 0.5 * average + 0.5 * weights
+    expected = [0.5 * f + 0.5 * n for f, n in zip(first, now)]
+    for got, want in zip(averaged_weights(model, optimizer), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    for got, want in zip(model.get_weights(), now):  # the model keeps training its own weights
+        np.testing.assert_array_equal(got, want)
+    assert not np.allclose(now[0], start[0]) and not np.allclose(expected[0], now[0])
+    # without an average the weights are the model's own
+    plain = make_optimizer(Recipe(lr=0.1, epochs=10), steps_per_epoch=1)
+    plain.build(model.trainable_variables)
+    for got, want in zip(averaged_weights(model, plain), now):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_ema_run_ships_its_average_and_resumes_it(data):
+    """The best epoch's saved weights are the average, not the last step's; the average travels
+    in the checkpoint, so a resumed run validates what an unbroken one does."""
+    straight_out, straight_ck = data / "art" / "ema", data / "ck" / "ema"
+    assert main(whole_args(data, straight_out, straight_ck, "--epochs", "2", "--ema", "0.9")) == 0
+    out, ck = data / "art" / "ema-resumed", data / "ck" / "ema-resumed"
+    assert main(whole_args(data, out, ck, "--epochs", "2", "--ema", "0.9", "--epochs-now", "1")) == 0
+    with pytest.raises(CheckpointError, match="another recipe"):
+        main(whole_args(data, out, ck, "--epochs", "2", "--resume"))  # the average is part of the recipe
+    assert main(whole_args(data, out, ck, "--epochs", "2", "--ema", "0.9", "--resume")) == 0
+    reference = json.loads((straight_ck / STATE_FILE).read_text())
+    resumed = json.loads((ck / STATE_FILE).read_text())
+    np.testing.assert_allclose(resumed["history"]["val_loss"], reference["history"]["val_loss"], rtol=1e-4)
+    assert read_metadata(straight_out, verify=True)["training"]["ema"] == 0.9
+    with np.load(straight_ck / BEST_FILE) as best, np.load(straight_ck / LAST_FILE) as last:
+        n = len(best.files)
+        assert any(not np.allclose(best[f"arr_{i}"], last[f"arr_{i}"]) for i in range(n))
+
+
+def test_a_checkpoint_from_before_a_recipe_field_counts_as_its_default(tmp_path):
+    from dataclasses import asdict
+
+    from ml.whole_network import LAST_FILE as last, read_state
+
+    older = asdict(Recipe())
+    del older["ema"]  # written before the field existed
+    (tmp_path / STATE_FILE).write_text(json.dumps({"recipe": older}))
+    (tmp_path / last).write_bytes(b"")
+    assert read_state(tmp_path, Recipe())["recipe"] == older
+    with pytest.raises(CheckpointError, match="another recipe"):
+        read_state(tmp_path, Recipe(ema=0.99))
