@@ -159,6 +159,18 @@ def cmd_thresholds(args) -> int:
     return 0
 
 
+def cmd_soup(args) -> int:
+    from .soup import SoupError, run_soup
+
+    if args.shares is not None and len(args.shares) != len(args.members):
+        raise SystemExit(f"--shares needs one number per member ({len(args.members)}), not {len(args.shares)}")
+    try:
+        run_soup(args, load_splits(args))
+    except SoupError as exc:
+        raise SystemExit(f"soup: {exc}") from exc
+    return 0
+
+
 def cmd_tta(args) -> int:
     from .tta import choose_flips
 
@@ -234,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--label-smoothing", type=float, default=0.0)
     w.add_argument("--ema", type=float, default=0.0,
                    help="validate and ship a moving average of the weights with this momentum per step (0: off)")
+    w.add_argument("--train-seed", type=int, default=None,
+                   help="seed of the draws, augmentation and head initialisation (default: --seed, which also "
+                        "fixes the split): a second member for a soup trains on the same split")
     w.add_argument("--sampling-power", type=float, default=0.5, help="draw photos with weight n_class ** -power")
     w.add_argument("--loss-power", type=float, default=0.5, help="weigh the loss by n_class ** -power")
     w.add_argument("--photos-per-epoch", type=int, default=0, help="draws per epoch (0: the number of training photos)")
@@ -303,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the per-photo logits here for reuse (git-ignored)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_thresholds)
+
+    p = sub.add_parser("soup", help="average the weights of whole-network artifacts of one recipe into one artifact")
+    _add_data_args(p)
+    p.add_argument("--members", type=Path, nargs="+", required=True, help="artifact folders to average (2 or more)")
+    p.add_argument("--shares", type=float, nargs="+", default=None, help="weight of each member (default: equal)")
+    p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
+    p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
+    p.add_argument("--target-accuracy", type=float, default=0.80,
+                   help="accuracy the confident answers must reach on validation (uncertainty threshold)")
+    p.add_argument("--max-false-rejection", type=float, default=0.015,
+                   help="share of validation skin photos the not-skin gate may reject, on every source")
+    p.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs", help="logs and plots")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_soup)
 
     p = sub.add_parser("tta", help="measure test-time flips (1, 2, 4 views) on validation; --write serves the best")
     _add_data_args(p)

@@ -245,7 +245,7 @@ def warm_start(directory, codes: list[str]):
     meta = read_metadata(directory)
     theirs = [c["code"] for c in meta["classes"]]
     if theirs != codes:
-        raise SystemExit(f"--init-from {directory}: its classes {theirs} are not this run's {codes}")
+        raise SystemExit(f"{directory}: its classes {theirs} are not this run's {codes}")
     serving = keras.saving.load_model(directory / meta["model_file"], compile=False)
     head = serving.get_layer("head")
     model = next(layer for layer in serving.layers if isinstance(layer, keras.Model) and layer is not head)
@@ -357,7 +357,8 @@ def recipe_from_args(args):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
         weight_decay=args.weight_decay, dropout=args.dropout, label_smoothing=args.label_smoothing,
         batchnorm=args.batchnorm, precision=args.precision, sampling_power=args.sampling_power,
-        loss_power=args.loss_power, photos_per_epoch=args.photos_per_epoch, seed=args.seed,
+        loss_power=args.loss_power, photos_per_epoch=args.photos_per_epoch,
+        seed=args.seed if getattr(args, "train_seed", None) is None else args.train_seed,
         ema=args.ema,
     )
 
@@ -462,9 +463,10 @@ def embed_splits(backbone, splits, recipe, batch_size: int = 128) -> dict[str, n
 
 
 def finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall) -> dict:
-    """Everything after the network is trained, shared by both recipes: temperature, the
-    uncertainty threshold, the not-skin gate, metrics on the held-out splits, plots, and the
-    artifact folder with its metadata. ``emb`` holds the clean-view embeddings per split."""
+    """Everything after the network is trained, shared by both recipes and by soups: temperature,
+    the uncertainty threshold, the not-skin gate, metrics on the held-out splits, plots, and the
+    artifact folder with its metadata. ``emb`` holds the clean-view embeddings per split;
+    ``history`` the per-epoch curves (None for a soup, which trained nothing)."""
     import keras
 
     from . import calibration
@@ -521,7 +523,8 @@ def finish_artifact(args, splits, codes, backbone, head, emb, history, training,
     version = args.version or out.name
     run_dir = args.runs / version
     run_dir.mkdir(parents=True, exist_ok=True)
-    plot_history(history, run_dir / "training_curves.png")
+    if history:  # a soup (ml/soup.py) trained nothing itself
+        plot_history(history, run_dir / "training_curves.png")
     plot_confusion(metrics["test"]["all"]["confusion_matrix"], metrics["test"]["all"]["codes"], run_dir / "confusion_test.png")
     wall["total_s"] = round(time.time() - wall.pop("started"), 1)
 
@@ -551,7 +554,8 @@ def finish_artifact(args, splits, codes, backbone, head, emb, history, training,
         "licence": licence_for(splits),
     }
     metadata = write_artifact(out, metadata)
-    (run_dir / "history.json").write_text(json.dumps(history))
+    if history:
+        (run_dir / "history.json").write_text(json.dumps(history))
     (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
     log.info("wrote %s (test: %s)", out, _headline(metrics["test"]))
     keras.backend.clear_session()

@@ -204,3 +204,76 @@ def test_a_checkpoint_from_before_a_recipe_field_counts_as_its_default(tmp_path)
     assert read_state(tmp_path, Recipe())["recipe"] == older
     with pytest.raises(CheckpointError, match="another recipe"):
         read_state(tmp_path, Recipe(ema=0.99))
+
+
+@pytest.fixture(scope="module")
+def second_seed(data, straight):
+    """The straight run's recipe with another training seed: a second member for a soup."""
+    out, ck = data / "art" / "seed1", data / "ck" / "seed1"
+    assert main(whole_args(data, out, ck, "--epochs", "3", "--train-seed", "1")) == 0
+    return out
+
+
+def test_train_seed_changes_the_run_but_not_the_split(straight, second_seed):
+    first, second = read_metadata(straight["out"]), read_metadata(second_seed)
+    assert (first["training"]["seed"], second["training"]["seed"]) == (0, 1)
+    assert second["training_data"] == first["training_data"]  # same photos in every split
+    assert second["files"]["model.keras"] != first["files"]["model.keras"]
+
+
+def soup_args(root, out, *members, extra=()):
+    return ["soup", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet"),
+            "--members", *map(str, members), "--out", str(out), "--runs", str(root / "runs"), "--threads", "1", *extra]
+
+
+def test_a_soup_is_the_weighted_mean_of_its_members_and_serves(data, straight, second_seed):
+    import keras
+
+    from ml.inference import Classifier
+
+    out = data / "art" / "soup"
+    assert main(soup_args(data, out, straight["out"], second_seed, extra=("--shares", "3", "1"))) == 0
+    meta = read_metadata(out, verify=True)
+    t = meta["training"]
+    assert t["recipe"] == "soup" and [m["share"] for m in t["members"]] == [0.75, 0.25]
+    assert [m["sha256"] for m in t["members"]] == [
+        read_metadata(p)["files"]["model.keras"] for p in (straight["out"], second_seed)]
+    a, b, mixed = (keras.saving.load_model(p / "model.keras", compile=False).get_weights()
+                   for p in (straight["out"], second_seed, out))
+    for x, y, z in zip(a, b, mixed):
+        np.testing.assert_allclose(z, 0.75 * x + 0.25 * y, rtol=1e-5, atol=1e-6)
+    assert set(meta["metrics"]["val"]["gate_false_rejection_per_source"]) == {"ham", "dermnet"}
+    results = Classifier.load(out).predict([spot_image("mel", 3), spot_image("acne", 4)])
+    assert all(abs(sum(p.probability for p in r.predictions) - 1.0) < 1e-4 for r in results)
+
+
+def test_a_soup_refuses_members_that_are_not_one_network(data, straight, tmp_path):
+    import shutil
+
+    from ml.artifact import write_artifact
+
+    other = tmp_path / "other"
+    shutil.copytree(straight["out"], other)
+    meta = read_metadata(other)
+    meta["input_size"] = [40, 40]
+    write_artifact(other, meta)
+    with pytest.raises(SystemExit, match="input_size"):
+        main(soup_args(data, tmp_path / "soup", straight["out"], other))
+    with pytest.raises(SystemExit, match="one number per member"):
+        main(soup_args(data, tmp_path / "soup", straight["out"], straight["out"], extra=("--shares", "1")))
+    assert not (tmp_path / "soup").exists()  # nothing half-written
+
+
+def test_mean_weights_checks_shapes_and_shares():
+    from ml.soup import SoupError, mean_weights
+
+    one, two = [np.zeros((2, 3)), np.ones(3)], [np.ones((2, 3)), np.zeros(3)]
+    mixed = mean_weights([one, two], [1, 3])
+    np.testing.assert_allclose(mixed[0], 0.75)
+    np.testing.assert_allclose(mixed[1], 0.25)
+    with pytest.raises(SoupError, match="not the same network"):
+        mean_weights([one, [np.ones((3, 2)), np.zeros(3)]], [1, 1])
+    with pytest.raises(SoupError, match="non-negative"):
+        mean_weights([one, two], [1, -1])
+    with pytest.raises(SoupError, match="two or more"):
+        mean_weights([one], [1])
