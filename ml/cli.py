@@ -159,15 +159,17 @@ def cmd_thresholds(args) -> int:
     return 0
 
 
-def cmd_soup(args) -> int:
-    from .soup import SoupError, run_soup
+def cmd_combine(args) -> int:
+    from . import ensemble, soup
+    from .members import MemberError, run_combined
 
     if args.shares is not None and len(args.shares) != len(args.members):
         raise SystemExit(f"--shares needs one number per member ({len(args.members)}), not {len(args.shares)}")
+    combine = {"soup": soup.mix, "ensemble": ensemble.stack}[args.command]
     try:
-        run_soup(args, load_splits(args))
-    except SoupError as exc:
-        raise SystemExit(f"soup: {exc}") from exc
+        run_combined(args, load_splits(args), combine, args.command)
+    except MemberError as exc:
+        raise SystemExit(f"{args.command}: {exc}") from exc
     return 0
 
 
@@ -319,19 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_thresholds)
 
-    p = sub.add_parser("soup", help="average the weights of whole-network artifacts of one recipe into one artifact")
-    _add_data_args(p)
-    p.add_argument("--members", type=Path, nargs="+", required=True, help="artifact folders to average (2 or more)")
-    p.add_argument("--shares", type=float, nargs="+", default=None, help="weight of each member (default: equal)")
-    p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
-    p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
-    p.add_argument("--target-accuracy", type=float, default=0.80,
-                   help="accuracy the confident answers must reach on validation (uncertainty threshold)")
-    p.add_argument("--max-false-rejection", type=float, default=0.015,
-                   help="share of validation skin photos the not-skin gate may reject, on every source")
-    p.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs", help="logs and plots")
-    p.add_argument("--threads", type=int, default=2)
-    p.set_defaults(func=cmd_soup)
+    for name, what in (("soup", "average the weights of whole-network artifacts of one recipe and seed into one network"),
+                       ("ensemble", "one model that averages the logits of whole-network artifacts (a pass per member)")):
+        p = sub.add_parser(name, help=what)
+        _add_data_args(p)
+        p.add_argument("--members", type=Path, nargs="+", required=True, help="artifact folders (2 or more)")
+        p.add_argument("--shares", type=float, nargs="+", default=None, help="weight of each member (default: equal)")
+        p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
+        p.add_argument("--version", default=None, help="model version string (default: the --out folder name)")
+        p.add_argument("--target-accuracy", type=float, default=0.80,
+                       help="accuracy the confident answers must reach on validation (uncertainty threshold)")
+        p.add_argument("--max-false-rejection", type=float, default=0.015,
+                       help="share of validation skin photos the not-skin gate may reject, on every source")
+        p.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs", help="logs and plots")
+        p.add_argument("--threads", type=int, default=2)
+        p.set_defaults(func=cmd_combine)
 
     p = sub.add_parser("tta", help="measure test-time flips (1, 2, 4 views) on validation; --write serves the best")
     _add_data_args(p)

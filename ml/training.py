@@ -462,11 +462,14 @@ def embed_splits(backbone, splits, recipe, batch_size: int = 128) -> dict[str, n
     return out
 
 
-def finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall) -> dict:
+def finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall,
+                    serving=None, gate_columns: int | None = None) -> dict:
     """Everything after the network is trained, shared by both recipes and by soups: temperature,
     the uncertainty threshold, the not-skin gate, metrics on the held-out splits, plots, and the
     artifact folder with its metadata. ``emb`` holds the clean-view embeddings per split;
-    ``history`` the per-epoch curves (None for a soup, which trained nothing)."""
+    ``history`` the per-epoch curves (None for a soup, which trained nothing). An ensemble
+    (ml/ensemble.py) brings its own ``serving`` model and the ``gate_columns`` of ``emb`` that
+    its served embedding is."""
     import keras
 
     from . import calibration
@@ -492,18 +495,19 @@ def finish_artifact(args, splits, codes, backbone, head, emb, history, training,
 
     # Gate: every training photo is skin, "other" conditions included.
     gate_labels = np.array([s.label for s in splits["train"]])
-    gate = MahalanobisGate.fit(emb["train"], gate_labels)
+    gate_emb = {k: v[:, :gate_columns] for k, v in emb.items()} if gate_columns else emb
+    gate = MahalanobisGate.fit(gate_emb["train"], gate_labels)
     pixel_std = {k: _pixel_std(splits[k], backbone.preprocessing, args) for k in ("val", "test")}
     # the budget holds for every source on its own: a clinic whose photos sit at the edge of the
     # embedding cloud must not lose its melanomas to the gate for the others' sake
-    gate.calibrate(emb["val"], pixel_std["val"], max_false_rejection=args.max_false_rejection,
+    gate.calibrate(gate_emb["val"], pixel_std["val"], max_false_rejection=args.max_false_rejection,
                    groups=[s.source for s in splits["val"]])
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("model.keras", "gate.npz"):
         (out / stale).unlink(missing_ok=True)
-    serving = build_serving_model(backbone.model, head)
+    serving = serving or build_serving_model(backbone.model, head)
     serving.save(out / "model.keras")
     gate_config = gate.save(out)
 
@@ -513,7 +517,7 @@ def finish_artifact(args, splits, codes, backbone, head, emb, history, training,
     for split in ("val", "test"):
         metrics[split] = evaluate_probabilities(probs[split], raw_probs[split], splits[split], codes)
         metrics[split]["abstention"] = abstention_report(probs[split], y[split], splits[split], codes, min_confidence)
-        skin_ok = (gate.distance(emb[split]) <= gate.threshold) & (pixel_std[split] >= gate.min_pixel_std)
+        skin_ok = (gate.distance(gate_emb[split]) <= gate.threshold) & (pixel_std[split] >= gate.min_pixel_std)
         metrics[split]["gate_false_rejection"] = float(1.0 - skin_ok.mean())
         metrics[split]["gate_false_rejection_per_source"] = per_source_rate(~skin_ok, splits[split])
     nonskin = gate_report(serving, gate, backbone.preprocessing, (args.input_size, args.input_size))

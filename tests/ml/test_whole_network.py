@@ -221,8 +221,8 @@ def test_train_seed_changes_the_run_but_not_the_split(straight, second_seed):
     assert second["files"]["model.keras"] != first["files"]["model.keras"]
 
 
-def soup_args(root, out, *members, extra=()):
-    return ["soup", "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet"),
+def combine_args(command, root, out, *members, extra=()):
+    return [command, "--ham", str(root / "ham"), "--dermnet", str(root / "dermnet"),
             "--members", *map(str, members), "--out", str(out), "--runs", str(root / "runs"), "--threads", "1", *extra]
 
 
@@ -232,7 +232,7 @@ def test_a_soup_is_the_weighted_mean_of_its_members_and_serves(data, straight, s
     from ml.inference import Classifier
 
     out = data / "art" / "soup"
-    assert main(soup_args(data, out, straight["out"], second_seed, extra=("--shares", "3", "1"))) == 0
+    assert main(combine_args("soup", data, out, straight["out"], second_seed, extra=("--shares", "3", "1"))) == 0
     meta = read_metadata(out, verify=True)
     t = meta["training"]
     assert t["recipe"] == "soup" and [m["share"] for m in t["members"]] == [0.75, 0.25]
@@ -258,9 +258,9 @@ def test_a_soup_refuses_members_that_are_not_one_network(data, straight, tmp_pat
     meta["input_size"] = [40, 40]
     write_artifact(other, meta)
     with pytest.raises(SystemExit, match="input_size"):
-        main(soup_args(data, tmp_path / "soup", straight["out"], other))
+        main(combine_args("soup", data, tmp_path / "soup", straight["out"], other))
     with pytest.raises(SystemExit, match="one number per member"):
-        main(soup_args(data, tmp_path / "soup", straight["out"], straight["out"], extra=("--shares", "1")))
+        main(combine_args("soup", data, tmp_path / "soup", straight["out"], straight["out"], extra=("--shares", "1")))
     assert not (tmp_path / "soup").exists()  # nothing half-written
 
 
@@ -277,3 +277,31 @@ def test_mean_weights_checks_shapes_and_shares():
         mean_weights([one, two], [1, -1])
     with pytest.raises(SoupError, match="two or more"):
         mean_weights([one], [1])
+
+
+def test_an_ensemble_serves_the_share_weighted_mean_of_its_members_logits(data, straight, second_seed):
+    """One model, one engine call: its logits are the members' mixed by share (the temperature
+    comes on top), its embedding member 1's, so the gate and the timeline keep member 1's space."""
+    import keras
+
+    from ml.inference import Classifier
+    from ml.preprocessing import prepare_batch
+
+    out = data / "art" / "ensemble"
+    assert main(combine_args("ensemble", data, out, straight["out"], second_seed, extra=("--shares", "1", "3"))) == 0
+    meta = read_metadata(out, verify=True)
+    t = meta["training"]
+    assert t["recipe"] == "ensemble" and [m["share"] for m in t["members"]] == [0.25, 0.75]
+    assert set(meta["metrics"]["val"]["gate_false_rejection_per_source"]) == {"ham", "dermnet"}
+    images = [spot_image("mel", 3), spot_image("acne", 4)]
+    batch = prepare_batch(images, meta["input_size"], meta["preprocessing"])
+    outputs = [keras.saving.load_model(p / "model.keras", compile=False)(batch, training=False)
+               for p in (straight["out"], second_seed, out)]
+    (l1, e1), (l2, _), (mixed, embedding) = ([np.asarray(x) for x in o] for o in outputs)
+    np.testing.assert_allclose(mixed, 0.25 * l1 + 0.75 * l2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embedding, e1, rtol=1e-5, atol=1e-6)
+    results = Classifier.load(out).predict(images)
+    assert all(abs(sum(p.probability for p in r.predictions) - 1.0) < 1e-4 for r in results)
+    # a combined artifact is not a member: name its members instead
+    with pytest.raises(SystemExit, match="give its members"):
+        main(combine_args("ensemble", data, data / "art" / "twice", out, straight["out"]))
