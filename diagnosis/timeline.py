@@ -15,7 +15,8 @@ photo of the same lesion, or with any photo the person picks on the comparison p
     both have one (analyses before the embedding was stored have none).
 
 The default embedding threshold, 0.53, was measured with ``bench/embedding_drift.py`` (numbers in
-``bench/embedding_drift.json``) on the shipped effnetlite0-v4, over all 612 HAM10000 lesions with
+``bench/embedding_drift.json``) on effnetlite0-v4 and again on effnetlite0-v7, whose embedding is
+v4's (member 1 of the ensemble; same numbers), over all 612 HAM10000 lesions with
 two or more photos that the model never trained on (validation + test splits of the training
 seed; 1,386 photos, at most 3 per lesion; embeddings rounded to float16 as stored). Cosine
 distance between two photos of the *same* lesion: median 0.139, 95th percentile 0.525 (936
