@@ -28,7 +28,7 @@ def load_members(directories: Sequence[Path]) -> list[dict]:
 
     if len(directories) < 2:
         raise MemberError(f"combining needs two or more members, not {len(directories)}")
-    metas = [read_metadata(d) for d in directories]
+    metas = [read_metadata(d, verify=False) for d in directories]  # warm_start below verifies the files
     for key in ("architecture", "preprocessing", "input_size", "classes", "other_handling"):
         values = [m.get(key) for m in metas]
         if any(v != values[0] for v in values[1:]):

@@ -19,7 +19,6 @@ import numpy as np
 
 from .members import MemberError, normalised_shares
 
-SoupError = MemberError
 
 
 def mean_weights(members: Sequence[Sequence[np.ndarray]], shares: Sequence[float]) -> list[np.ndarray]:

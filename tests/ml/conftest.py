@@ -10,6 +10,20 @@ from PIL import Image
 
 from ml.classes import CLASS_LABELS
 
+@pytest.fixture(autouse=True, scope="session")
+def no_keras_downloads():
+    """The ml tests run offline: a Keras download (ImageNet weights of an application, a
+    dataset) fails the test that asked for it instead of reaching for the network."""
+    from keras.src.utils import file_utils
+
+    def refuse(fname=None, origin=None, *args, **kwargs):
+        raise RuntimeError(f"a test tried to download {origin or fname}: pass weights=None or a local file")
+
+    original, file_utils.get_file = file_utils.get_file, refuse
+    yield
+    file_utils.get_file = original
+
+
 HAM_DX = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 #: a distinct colour per class, so a tiny model has something real to learn
 _HUES = {code: i / len(CLASS_LABELS) for i, code in enumerate(list(CLASS_LABELS) + ["other"])}

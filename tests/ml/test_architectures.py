@@ -29,6 +29,19 @@ def test_local_weights_file_round_trip(tmp_path):
         build_backbone("vgg", (32, 32), weights=None)
 
 
+def test_a_keras_application_loads_its_weights_from_a_local_file_and_never_downloads(tmp_path):
+    """DenseNet121 (the thesis model, still selectable): a local weights file is the offline
+    stand-in for "imagenet", and asking for "imagenet" here reaches the download, which the
+    ml tests refuse (conftest.no_keras_downloads)."""
+    bb = build_backbone("densenet121", (32, 32), weights=None)
+    path = tmp_path / "densenet121.weights.h5"
+    bb.model.save_weights(path)
+    again = build_backbone("densenet121", (32, 32), weights=str(path))
+    np.testing.assert_array_equal(bb.model.get_weights()[0], again.model.get_weights()[0])
+    with pytest.raises(RuntimeError, match="tried to download"):
+        build_backbone("densenet121", (32, 32), weights="imagenet")
+
+
 def test_serving_model_has_logits_and_embedding_outputs():
     bb = build_backbone("baseline_cnn", (32, 32), weights=None, width=4)
     head = build_head(bb.model.output_shape[-1], 13, hidden=8)

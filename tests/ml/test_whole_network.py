@@ -265,17 +265,18 @@ def test_a_soup_refuses_members_that_are_not_one_network(data, straight, tmp_pat
 
 
 def test_mean_weights_checks_shapes_and_shares():
-    from ml.soup import SoupError, mean_weights
+    from ml.members import MemberError
+    from ml.soup import mean_weights
 
     one, two = [np.zeros((2, 3)), np.ones(3)], [np.ones((2, 3)), np.zeros(3)]
     mixed = mean_weights([one, two], [1, 3])
     np.testing.assert_allclose(mixed[0], 0.75)
     np.testing.assert_allclose(mixed[1], 0.25)
-    with pytest.raises(SoupError, match="not the same network"):
+    with pytest.raises(MemberError, match="not the same network"):
         mean_weights([one, [np.ones((3, 2)), np.zeros(3)]], [1, 1])
-    with pytest.raises(SoupError, match="non-negative"):
+    with pytest.raises(MemberError, match="non-negative"):
         mean_weights([one, two], [1, -1])
-    with pytest.raises(SoupError, match="two or more"):
+    with pytest.raises(MemberError, match="two or more"):
         mean_weights([one], [1])
 
 
