@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate and ship a moving average of the weights with this momentum per step (0: off)")
     w.add_argument("--train-seed", type=int, default=None,
                    help="seed of the draws, augmentation and head initialisation (default: --seed, which also "
-                        "fixes the split): a second member for a soup trains on the same split")
+                        "fixes the split): a second member for an ensemble trains on the same split")
     w.add_argument("--sampling-power", type=float, default=0.5, help="draw photos with weight n_class ** -power")
     w.add_argument("--loss-power", type=float, default=0.5, help="weigh the loss by n_class ** -power")
     w.add_argument("--photos-per-epoch", type=int, default=0, help="draws per epoch (0: the number of training photos)")

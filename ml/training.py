@@ -464,10 +464,10 @@ def embed_splits(backbone, splits, recipe, batch_size: int = 128) -> dict[str, n
 
 def finish_artifact(args, splits, codes, backbone, head, emb, history, training, wall,
                     serving=None, gate_columns: int | None = None) -> dict:
-    """Everything after the network is trained, shared by both recipes and by soups: temperature,
+    """Everything after the network is trained, shared by both recipes and by soups and ensembles: temperature,
     the uncertainty threshold, the not-skin gate, metrics on the held-out splits, plots, and the
     artifact folder with its metadata. ``emb`` holds the clean-view embeddings per split;
-    ``history`` the per-epoch curves (None for a soup, which trained nothing). An ensemble
+    ``history`` the per-epoch curves (None for a combined artifact, which trained nothing). An ensemble
     (ml/ensemble.py) brings its own ``serving`` model and the ``gate_columns`` of ``emb`` that
     its served embedding is."""
     import keras
@@ -527,7 +527,7 @@ def finish_artifact(args, splits, codes, backbone, head, emb, history, training,
     version = args.version or out.name
     run_dir = args.runs / version
     run_dir.mkdir(parents=True, exist_ok=True)
-    if history:  # a soup (ml/soup.py) trained nothing itself
+    if history:  # a soup or an ensemble (ml/members.py) trained nothing itself
         plot_history(history, run_dir / "training_curves.png")
     plot_confusion(metrics["test"]["all"]["confusion_matrix"], metrics["test"]["all"]["codes"], run_dir / "confusion_test.png")
     wall["total_s"] = round(time.time() - wall.pop("started"), 1)
