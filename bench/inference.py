@@ -178,7 +178,7 @@ def child_engine(a: dict) -> dict:
     load_s = time.perf_counter() - t
     from ml.tta import with_flips
 
-    call = with_flips(call, a.get("flips", 1))  # a photo costs every view it is served with
+    call = with_flips(call, a.get("flips", 1), a.get("crop"))  # a photo costs every view it is served with
     rng = np.random.default_rng(0)
     size = a["input_size"]
     b32 = rng.uniform(-1, 1, (32, size[0], size[1], 3)).astype(np.float32)
@@ -311,10 +311,10 @@ def variant_files(model: Path, meta: dict, data: dict | None, quick: bool, only=
 
 
 def section_engines(model: Path, meta: dict, files: dict, quick: bool, threads: int, only=None) -> dict:
-    from ml.tta import views_of
+    from ml.tta import crop_of, views_of
 
     common = {"n_classes": len(meta["classes"]), "input_size": meta["input_size"], "threads": threads,
-              "flips": views_of(meta),
+              "flips": views_of(meta), "crop": crop_of(meta),
               "repeats_b1": 5 if quick else 100, "repeats_b32": 2 if quick else 10}
     keras_path = str(model / meta.get("model_file", "model.keras"))
     runs = {"keras_predict": {"engine": "keras_predict", "path": keras_path},

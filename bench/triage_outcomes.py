@@ -8,7 +8,10 @@ shipped artifact, its test-time views and temperature), scored once and cached l
 ``python -m ml thresholds``; the triage is the same pure function the site calls.
 
     .venv/bin/python -m bench.triage_outcomes --ham DATA/ham10000 --dermnet DATA/dermnet \
-        --derm7pt DATA/derm7pt [--split-name test] [--out bench/triage_outcomes.json]
+        --derm7pt DATA/derm7pt --fitz17k DATA/fitz17k [--split-name test] [--out bench/triage_outcomes.json]
+
+Per source and per skin-type group it reports malignant photos in routine/self-care and benign
+photos sent to urgent (issue 22).
 
 "Shown anyway" counts what happens when the person asks to see a not-assessed result anyway.
 """
@@ -49,19 +52,37 @@ def tally(codes, probabilities, labels, states, threshold: float, look_anyway: b
     low = (triage.ROUTINE, triage.SELF_CARE)
     malignant = sum(tiers["malignant"].values())
     missed = sum(tiers["malignant"][t] for t in low)
+    benign = int(len(labels)) - malignant
+    benign_urgent = tiers["all"][triage.URGENT] - tiers["malignant"][triage.URGENT]
     return {
         "photos": int(len(labels)),
         "malignant_photos": malignant,
         "malignant_in_routine_or_self_care": missed,
         "malignant_in_routine_or_self_care_share": round(missed / max(malignant, 1), 4),
+        "malignant_in_urgent_share": round(tiers["malignant"][triage.URGENT] / max(malignant, 1), 4),
+        "benign_photos": benign,
+        "benign_in_urgent": benign_urgent,
+        "benign_in_urgent_share": round(benign_urgent / max(benign, 1), 4),
         "tiers_all": dict(tiers["all"]),
         "tiers_malignant": dict(tiers["malignant"]),
         "by_state": {state: {group: dict(c) for group, c in groups.items()} for state, groups in sorted(by_state.items())},
     }
 
 
+def per_group(codes, probabilities, labels, states, threshold: float, groups) -> dict:
+    """``tally`` (as the rule shows it) for each group of photos: a source, a skin-type group."""
+    groups = np.array([g or "" for g in groups], dtype=object)
+    out = {}
+    for name in sorted(set(groups.tolist()) - {""}):
+        m = groups == name
+        out[name] = tally(codes, probabilities[m], [lab for lab, keep in zip(labels, m) if keep],
+                          [st for st, keep in zip(states, m) if keep], threshold)
+    return out
+
+
 def main(argv=None) -> int:
     from ml.cli import load_splits
+    from ml.data import skin_type_group
     from ml.inference import Classifier, softmax
     from ml.thresholds import score_split
 
@@ -70,11 +91,12 @@ def main(argv=None) -> int:
     p.add_argument("--ham", type=Path)
     p.add_argument("--dermnet", type=Path)
     p.add_argument("--derm7pt", type=Path)
+    p.add_argument("--fitz17k", type=Path)
     p.add_argument("--split-name", default="test", choices=["val", "test"])
     p.add_argument("--scores-cache", type=Path, default=Path("ml/cache/scores"))
     p.add_argument("--out", type=Path, default=None, help="write the report here as JSON")
     args = p.parse_args(argv)
-    data = argparse.Namespace(ham=args.ham, dermnet=args.dermnet, derm7pt=args.derm7pt, csv=[], seed=0,
+    data = argparse.Namespace(ham=args.ham, dermnet=args.dermnet, derm7pt=args.derm7pt, fitz17k=args.fitz17k, csv=[], seed=0,
                               split="0.70,0.15,0.15", label_column="label", path_column="path",
                               group_column=None, watermark=None)
     samples = load_splits(data)[args.split_name]
@@ -89,6 +111,9 @@ def main(argv=None) -> int:
               "malignancy_threshold": threshold, "states": dict(Counter(states)),
               "rule": tally(codes, probabilities, labels, states, threshold)}
     report["shown_anyway"] = tally(codes, probabilities, labels, states, threshold, look_anyway=True)
+    report["per_source"] = per_group(codes, probabilities, labels, states, threshold, [s.source for s in samples])
+    report["per_skin_type"] = per_group(codes, probabilities, labels, states, threshold,
+                                        [skin_type_group(s.skin_type) for s in samples])
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

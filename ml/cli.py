@@ -36,6 +36,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ham", type=Path, help="HAM10000 folder (HAM10000_metadata.csv + images/)")
     g.add_argument("--dermnet", type=Path, help="DermNet folder (labels.csv + images/); its logo is cropped away")
     g.add_argument("--derm7pt", type=Path, help="derm7pt folder (labels.csv + images/), split by photo")
+    g.add_argument("--fitz17k", type=Path, help="fitz17k folder (labels.csv + images/): clinical photos with skin types")
     g.add_argument("--csv", type=Path, action="append", default=[], help="extra CSV of path,label rows (repeatable)")
     g.add_argument("--label-column", default="label", help="label column of --csv files (default: label)")
     g.add_argument("--path-column", default="path", help="path column of --csv files (default: path)")
@@ -64,7 +65,7 @@ def _add_backbone_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_splits(args) -> dict:
-    from .data import load_csv, load_derm7pt, load_dermnet, load_ham, split_samples
+    from .data import load_csv, load_derm7pt, load_dermnet, load_fitz17k, load_ham, split_samples
 
     samples = []
     if args.ham:
@@ -73,6 +74,8 @@ def load_splits(args) -> dict:
         samples += load_dermnet(args.dermnet)
     if getattr(args, "derm7pt", None):
         samples += load_derm7pt(args.derm7pt)
+    if getattr(args, "fitz17k", None):
+        samples += load_fitz17k(args.fitz17k)
     for csv_path in args.csv:
         samples += load_csv(
             csv_path,
@@ -82,7 +85,7 @@ def load_splits(args) -> dict:
             watermark=args.watermark,
         )
     if not samples:
-        raise SystemExit("no data: pass --ham, --dermnet and/or --csv")
+        raise SystemExit("no data: pass --ham, --dermnet, --derm7pt, --fitz17k and/or --csv")
     fractions = tuple(float(x) for x in args.split.split(","))
     return split_samples(samples, fractions, seed=args.seed)
 
@@ -152,7 +155,7 @@ def cmd_thresholds(args) -> int:
 
     splits = load_splits(args)
     report = malignancy_report(Classifier.load(args.model), splits, target_sensitivity=args.target_sensitivity,
-                               cache_dir=args.scores_cache)
+                               cache_dir=args.scores_cache, positive=args.positive, rule=args.rule)
     if args.write:
         write_threshold(args.model, report)
     print(json.dumps(report, indent=2))
@@ -178,7 +181,9 @@ def cmd_tta(args) -> int:
 
     splits = load_splits(args)
     choices = tuple(int(v) for v in args.views.split(","))
-    report = choose_flips(args.model, splits["val"], choices=choices, min_gain=args.min_gain, write=args.write)
+    crops = tuple(float(v) for v in args.crops.split(",") if v)
+    report = choose_flips(args.model, splits["val"], choices=choices, min_gain=args.min_gain, write=args.write,
+                          crops=crops, max_passes=args.max_passes)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -252,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the draws, augmentation and head initialisation (default: --seed, which also "
                         "fixes the split): a second member for an ensemble trains on the same split")
     w.add_argument("--sampling-power", type=float, default=0.5, help="draw photos with weight n_class ** -power")
+    w.add_argument("--sampling-strata", choices=["class", "source_class"], default="class",
+                   help="what the sampling weight balances: the class, or the class within each source "
+                        "(so a small clinical set is drawn as often as its class share there asks)")
     w.add_argument("--loss-power", type=float, default=0.5, help="weigh the loss by n_class ** -power")
     w.add_argument("--photos-per-epoch", type=int, default=0, help="draws per epoch (0: the number of training photos)")
     w.add_argument("--checkpoint", type=Path, default=None,
@@ -314,7 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("thresholds", help="choose the triage's malignancy threshold on validation, report val and test")
     _add_data_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    p.add_argument("--target-sensitivity", type=float, default=0.95, help="melanomas the urgent tier must catch")
+    p.add_argument("--target-sensitivity", type=float, default=0.95,
+                   help="share of the --positive photos the urgent tier must catch")
+    p.add_argument("--positive", choices=["malignant", "melanoma"], default="malignant",
+                   help="photos the target counts: all four malignant classes (default) or melanomas only (v7)")
+    p.add_argument("--rule", choices=["every_source", "pooled"], default="every_source",
+                   help="every_source: the target holds on each source of validation on its own (default); "
+                        "pooled: over all validation photos at once (v7)")
     p.add_argument("--write", action="store_true", help="record it in the artifact's metadata.json")
     p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores",
                    help="keep the per-photo logits here for reuse (git-ignored)")
@@ -342,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--views", default="1,2,4", help="view counts to compare (1 must be among them)")
     p.add_argument("--min-gain", type=float, default=0.005, help="balanced accuracy more views must add over one")
+    p.add_argument("--crops", default="", help="centre crops to try as one more view, e.g. 0.5,0.7 (share of the side kept)")
+    p.add_argument("--max-passes", type=int, default=None,
+                   help="network passes a photo may cost (flips + crop); the serving budget")
     p.add_argument("--write", action="store_true", help="record the choice, its temperature and uncertainty threshold")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_tta)

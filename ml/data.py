@@ -4,6 +4,8 @@ Two layouts are understood:
 
 * HAM10000 (``--ham DIR``): ``DIR/HAM10000_metadata.csv`` plus ``DIR/images/<image_id>.jpg``.
   Several photos show the same lesion, so HAM is split by ``lesion_id``.
+* fitz17k (``--fitz17k DIR``): clinical photos with the Fitzpatrick skin type, split by
+  near-duplicate group (``ml.near_duplicates``).
 * A CSV of ``path,label`` rows (``--csv FILE``), paths relative to the CSV's folder.
   DermNet's ``labels.csv`` is this layout with ``--label-column suggested_class``
   (``--dermnet DIR`` is the shortcut). Such sets are split by image.
@@ -19,7 +21,7 @@ import csv
 import hashlib
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -59,6 +61,34 @@ class Sample:
     age: float | None = None
     sex: str | None = None
     site: str | None = None
+    #: Fitzpatrick skin type 1-6 where the source records it (fitz17k), else None
+    skin_type: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``dermoscopic`` or ``clinical``: how the photo was taken, from its source."""
+        return kind_of(self.source)
+
+
+#: How each source's photos were taken. A source not listed counts as clinical: a new set of
+#: ordinary photos is the likelier addition, and the product's users take ordinary photos.
+DERMOSCOPIC_SOURCES = frozenset({"ham", "derm7pt", "ph2"})
+KINDS = ("dermoscopic", "clinical")
+
+
+def kind_of(source: str) -> str:
+    return "dermoscopic" if source in DERMOSCOPIC_SOURCES else "clinical"
+
+
+#: Fitzpatrick groups reported apart (fitz17k): light, medium, dark skin.
+SKIN_TYPE_GROUPS = {"1-2": (1, 2), "3-4": (3, 4), "5-6": (5, 6)}
+
+
+def skin_type_group(skin_type: int | None) -> str | None:
+    for name, members in SKIN_TYPE_GROUPS.items():
+        if skin_type in members:
+            return name
+    return None
 
 
 def normalise_label(raw: str) -> str:
@@ -152,6 +182,27 @@ def load_derm7pt(directory: str | Path) -> list[Sample]:
 def load_ph2(directory: str | Path) -> list[Sample]:
     """PH2 (``labels.csv`` with ``dx``: nv or mel): an external test set, never split or trained on."""
     return load_csv(Path(directory) / "labels.csv", label_column="dx", source="ph2")
+
+
+def load_fitz17k(directory: str | Path) -> list[Sample]:
+    """fitz17k clinical photos (``labels.csv``: ``path,fitzpatrick17k_label,suggested_class,fitzpatrick``)
+    with their skin type, split by near-duplicate group: the atlases hold the same photo at
+    two sizes, and a split by file would put one copy in training and the other in test."""
+    from .near_duplicates import dhash_file, groups_of
+
+    csv_path = Path(directory) / "labels.csv"
+    samples = load_csv(csv_path, label_column="suggested_class", source="fitz17k")
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if "fitzpatrick" not in (rows[0] if rows else {}):
+        raise DataError(f"{csv_path} has no column 'fitzpatrick'")
+    types = {str(Path(directory) / r["path"]): int(r["fitzpatrick"] or -1) for r in rows}
+    groups = groups_of([dhash_file(s.path) for s in samples])
+    return [
+        replace(s, group=f"fitz17k:{Path(samples[groups[i]].path).name}",
+                skin_type=types[s.path] if 1 <= types[s.path] <= 6 else None)
+        for i, s in enumerate(samples)
+    ]
 
 
 def check_labels(samples: Iterable[Sample], allowed: Sequence[str]) -> None:

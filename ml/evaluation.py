@@ -39,10 +39,15 @@ def lesion_level(probs: np.ndarray, samples) -> tuple[np.ndarray, list]:
     return np.stack([probs[groups[k]].mean(axis=0) for k in keys]), [samples[groups[k][0]] for k in keys]
 
 
-def evaluate_probabilities(probs: np.ndarray, raw_probs: np.ndarray | None, samples, codes: Sequence[str]) -> dict:
+def evaluate_probabilities(probs: np.ndarray, raw_probs: np.ndarray | None, samples, codes: Sequence[str],
+                           skin: np.ndarray | None = None) -> dict:
     """Headline metrics. ``all``: every class of the model, photos whose label is one of them;
     ``product12``: the 12 product classes (columns restricted and renormalised);
-    ``ham7``: HAM photos on the 7 HAM classes (image level and lesion level); per source."""
+    ``ham7``: HAM photos on the 7 HAM classes (image level and lesion level); per source;
+    ``by_group``: issue 22's numbers per source, kind of photo and skin type (``ml.subgroups``),
+    with the gate's false rejections when ``skin`` (its verdict per photo) is given."""
+    from .subgroups import report_by_group
+
     codes = list(codes)
     y = _labels(samples, codes)
     known = y >= 0
@@ -67,6 +72,7 @@ def evaluate_probabilities(probs: np.ndarray, raw_probs: np.ndarray | None, samp
         out["ham7"] = classification_report(y[ham], probs[ham], codes, eval_classes=ham7)
         hp, hs = lesion_level(probs[ham], [s for s, h in zip(samples, ham) if h])
         out["ham7_lesion_level"] = classification_report(_labels(hs, codes), hp, codes, eval_classes=ham7)
+    out["by_group"] = report_by_group(probs, samples, codes, skin)
     return out
 
 
@@ -236,7 +242,7 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     probs = softmax(logits, classifier.temperature)
     raw = softmax(logits, 1.0)
     y = _labels(samples, codes)
-    report = evaluate_probabilities(probs, raw, samples, codes)
+    report = evaluate_probabilities(probs, raw, samples, codes, skin if classifier.gate is not None else None)
     report["abstention"] = abstention_report(probs, y, samples, codes, classifier.min_confidence)
     if classifier.gate is not None:
         report["gate_false_rejection"] = float(1.0 - skin.mean())
@@ -284,7 +290,7 @@ def run_evaluation(model_dir, splits: dict, split: str = "test", out_dir: Path |
     report["wall_s"] = round(time.time() - started, 1)
     report["model_version"] = classifier.version
     report["engine"] = {"runtime": classifier.runtime_name, "file": classifier.engine_file,
-                        "test_time_flips": classifier.test_time_flips}
+                        "test_time_flips": classifier.test_time_flips, "test_time_crop": classifier.test_time_crop}
     report["split"] = split
     report["summary"] = summary_of(report)
     if out_dir is not None:
@@ -364,7 +370,7 @@ def summary_of(report: dict) -> dict:
 
     out = {k: pick(report[k]) for k in ("all", "product12", "ham7", "ham7_lesion_level") if k in report}
     out["per_source"] = {k: pick(v) for k, v in report.get("per_source", {}).items()}
-    for key in ("abstention", "gate_false_rejection", "gate_false_rejection_per_source", "external",
+    for key in ("by_group", "abstention", "gate_false_rejection", "gate_false_rejection_per_source", "external",
                 "watermark_check", "ms_per_image_forward", "wall_s"):
         if key in report:
             out[key] = report[key]

@@ -238,7 +238,7 @@ def export_litert(model_dir: str | Path, samples, calibration_samples=None, vari
         convert_s = time.time() - t
         tmp_files[name] = tmp
         outputs = match_outputs(tmp, len(codes), one, one_view_logits)
-        runtime = with_flips(LiteRTRuntime(tmp, len(codes), threads, outputs), flips)
+        runtime = with_flips(LiteRTRuntime(tmp, len(codes), threads, outputs), flips, classifier.test_time_crop)
         t = time.time()
         logits, emb = run_batches(runtime, inputs)
         agreement = float(np.mean(logits.argmax(1) == keras_logits.argmax(1)))
@@ -281,6 +281,7 @@ def export_litert(model_dir: str | Path, samples, calibration_samples=None, vari
             stale.unlink()
     section = {
         "split": split, "photos": len(samples), "threads": threads, "max_drop": max_drop, "test_time_flips": flips,
+        "test_time_crop": classifier.test_time_crop,
         "timing": f"median of {timing_repeats} calls at batch 1, {max(3, timing_repeats // 10)} at batch 32, "
                   f"{threads} thread(s), after one warm-up call, the engines taking turns; "
                   f"{flips} view(s) of each photo per call (test-time flips)",

@@ -21,7 +21,7 @@ from .artifact import ArtifactError, read_metadata
 from .classes import label_for
 from .preprocessing import open_image, prepare_batch
 from .runtime import load_runtime
-from .tta import views_of, with_flips
+from .tta import crop_of, views_of, with_flips
 
 MODEL_FILE = "model.keras"
 
@@ -79,6 +79,7 @@ class Classifier:
         self.temperature: float = float(metadata.get("temperature") or 1.0)
         self.min_confidence: float = float((metadata.get("thresholds") or {}).get("min_confidence", 0.0))
         self.test_time_flips: int = views_of(metadata)
+        self.test_time_crop: float | None = crop_of(metadata)
         self.classes: list[tuple[str, str]] = [
             (c["code"], c.get("label") or label_for(c["code"])) for c in metadata["classes"]
         ]
@@ -119,7 +120,9 @@ class Classifier:
         """What makes this classifier's outputs what they are: the engine file and the number of
         test-time views (a score cache must not mix them)."""
         stem = Path(self.engine_file).stem
-        return stem if self.test_time_flips == 1 else f"{stem}-flips{self.test_time_flips}"
+        if self.test_time_flips != 1:
+            stem = f"{stem}-flips{self.test_time_flips}"
+        return stem if self.test_time_crop is None else f"{stem}-crop{self.test_time_crop:g}"
 
     @property
     def model(self):
@@ -139,7 +142,8 @@ class Classifier:
         return self._forward(batch)
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return with_flips(self.engine_forward, self.test_time_flips)(np.asarray(batch, dtype=np.float32))
+        return with_flips(self.engine_forward, self.test_time_flips, self.test_time_crop)(
+            np.asarray(batch, dtype=np.float32))
 
     def engine_forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """One engine call on the batch as given, without the test-time flips."""

@@ -14,6 +14,12 @@ scores the validation and test splits through the artifact, picks the threshold 
 validation only, reports what it gives on both, and with ``--write`` records it in the
 artifact's ``metadata.json`` as ``thresholds.malignancy`` (with the report under
 ``malignancy_threshold``), where the web app reads it.
+
+Issue 22 widened the rule: the threshold must catch ``target`` of the *malignant* photos (all
+four classes, not only melanomas) of *every* source on its own (``--positive malignant --rule
+every_source``, the default since v8), so a clinic or a kind of photo whose scores run lower is
+not averaged away by the large dermoscopic set. The report gives, per source and per skin-type
+group, the share of malignant photos caught and of benign photos sent to urgent.
 """
 
 from __future__ import annotations
@@ -27,6 +33,39 @@ import numpy as np
 
 MALIGNANT_CODES = ("mel", "bcc", "scc", "akiec")
 MELANOMA = "mel"
+POSITIVES = ("melanoma", "malignant")
+RULES = ("pooled", "every_source")
+
+
+def positives(labels: Sequence[str], positive: str) -> np.ndarray:
+    """The photos the urgent tier must catch: melanomas, or every malignant class."""
+    if positive not in POSITIVES:
+        raise ValueError(f"positive must be one of {POSITIVES}")
+    labels = np.asarray(labels)
+    return labels == MELANOMA if positive == "melanoma" else np.isin(labels, MALIGNANT_CODES)
+
+
+def threshold_for_sources(scores, labels, sources, eligible=None, target_sensitivity: float = 0.95,
+                          positive: str = "malignant", rule: str = "every_source") -> tuple[float, dict]:
+    """The threshold of ``rule``: ``pooled`` fits all photos at once; ``every_source`` takes the
+    lowest of the sources' own thresholds, so each source reaches the target (a source with no
+    positive photo sets none). Returns (threshold, {source: its own threshold})."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}")
+    scores = np.asarray(scores, dtype=np.float64)
+    sources = np.asarray(sources)
+    eligible = np.ones(len(scores), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    wanted = positives(labels, positive)
+    own = {}
+    for src in sorted(set(sources.tolist())):
+        m = sources == src
+        if wanted[m].any():
+            own[src] = choose_threshold(scores[m], wanted[m], eligible[m], target_sensitivity)
+    if rule == "pooled":
+        return choose_threshold(scores, wanted, eligible, target_sensitivity), own
+    if not own:
+        raise ValueError("no positive photos to choose a threshold on")
+    return min(own.values()), own
 
 
 def malignancy_scores(probs: np.ndarray, codes: Sequence[str]) -> np.ndarray:
@@ -90,11 +129,13 @@ def operating_point(scores: np.ndarray, labels: Sequence[str], threshold: float,
 
 
 def per_source(scores, labels, sources, threshold, eligible) -> dict:
-    sources = np.asarray(sources)
+    """``operating_point`` per group name in ``sources`` (a source, a skin-type group...);
+    photos whose group is None or empty belong to none."""
+    sources = np.array([g or "" for g in sources], dtype=object)
     return {
-        src: operating_point(scores[sources == src], np.asarray(labels)[sources == src], threshold,
+        src: operating_point(np.asarray(scores)[sources == src], np.asarray(labels)[sources == src], threshold,
                              np.asarray(eligible)[sources == src])
-        for src in sorted(set(sources.tolist()))
+        for src in sorted(set(sources.tolist()) - {""})
     }
 
 
@@ -142,8 +183,11 @@ def score_split(classifier, samples, batch_size: int = 64, cache_dir: str | Path
 
 
 def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95,
-                      cache_dir: str | Path | None = None) -> dict:
-    """Choose the threshold on ``splits['val']`` and measure it there and on ``splits['test']``."""
+                      cache_dir: str | Path | None = None, positive: str = "malignant",
+                      rule: str = "every_source") -> dict:
+    """Choose the threshold on ``splits['val']`` and measure it there and on ``splits['test']``,
+    overall, per source and per skin-type group."""
+    from .data import skin_type_group
     from .inference import softmax
 
     codes = [c for c, _ in classifier.classes]
@@ -153,14 +197,17 @@ def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95
         out = score_split(classifier, samples, cache_dir=cache_dir)
         probs = softmax(out["logits"], classifier.temperature)
         scored[name] = (malignancy_scores(probs, codes), [s.label for s in samples], [s.source for s in samples],
-                        out["skin"])
-    scores, labels, _, skin = scored["val"]
-    threshold = choose_threshold(scores, np.asarray(labels) == MELANOMA, skin, target_sensitivity)
-    report = {"target_melanoma_sensitivity": target_sensitivity, "chosen_on": "val", "threshold": threshold,
-              "model_version": classifier.version}
-    for name, (s, lab, src, ok) in scored.items():
+                        out["skin"], [skin_type_group(s.skin_type) for s in samples])
+    scores, labels, sources, skin, _ = scored["val"]
+    threshold, own = threshold_for_sources(scores, labels, sources, skin, target_sensitivity, positive, rule)
+    report = {"target_sensitivity": target_sensitivity, "positive": positive, "rule": rule, "chosen_on": "val",
+              "threshold": threshold, "threshold_per_source": own, "model_version": classifier.version}
+    if positive == "melanoma":
+        report["target_melanoma_sensitivity"] = target_sensitivity
+    for name, (s, lab, src, ok, types) in scored.items():
         report[name] = operating_point(s, lab, threshold, ok)
         report[name]["per_source"] = per_source(s, lab, src, threshold, ok)
+        report[name]["per_skin_type"] = per_source(s, lab, types, threshold, ok)
     return report
 
 

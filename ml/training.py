@@ -357,7 +357,7 @@ def recipe_from_args(args):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
         weight_decay=args.weight_decay, dropout=args.dropout, label_smoothing=args.label_smoothing,
         batchnorm=args.batchnorm, precision=args.precision, sampling_power=args.sampling_power,
-        loss_power=args.loss_power, photos_per_epoch=args.photos_per_epoch,
+        loss_power=args.loss_power, sampling_strata=getattr(args, "sampling_strata", "class"), photos_per_epoch=args.photos_per_epoch,
         seed=args.seed if getattr(args, "train_seed", None) is None else args.train_seed,
         ema=args.ema,
     )
@@ -401,7 +401,10 @@ def run_whole_network(args, splits) -> dict | None:
     keep = {k: y[k] >= 0 for k in splits}
     checkpoint = args.checkpoint or (args.runs / (args.version or args.out.name) / "checkpoint")
     t0 = time.time()
-    train_images = wn.decode_photos(_select(splits["train"], keep["train"]), recipe.input_size)
+    train_samples = _select(splits["train"], keep["train"])
+    strata = None if recipe.sampling_strata == "class" else wn.sampling_strata(
+        [s.label for s in train_samples], [s.source for s in train_samples], recipe.sampling_strata)
+    train_images = wn.decode_photos(train_samples, recipe.input_size)
     val_images = wn.decode_photos(_select(splits["val"], keep["val"]), recipe.input_size)
     wall["decode_s"] = round(time.time() - t0, 1)
     import keras
@@ -413,7 +416,7 @@ def run_whole_network(args, splits) -> dict | None:
     t0 = time.time()
     model, head, state = wn.train(
         backbone.model, train_images, y["train"][keep["train"]], val_images, y["val"][keep["val"]], len(codes),
-        recipe, checkpoint, resume=args.resume, initial_head=start_head,
+        recipe, checkpoint, resume=args.resume, initial_head=start_head, strata=strata,
         # --finish-now alone trains no further: the artifact comes from the best epoch so far
         max_epochs_now=0 if args.finish_now and args.epochs_now is None else args.epochs_now,
     )
@@ -570,6 +573,7 @@ LICENCES = {
     "ham": "HAM10000 (CC BY-NC-SA 4.0)",
     "dermnet": "DermNet NZ (CC BY-NC-ND 3.0 NZ)",
     "derm7pt": "derm7pt (non-commercial research use)",
+    "fitz17k": "Fitzpatrick17k (CC BY-NC-SA 3.0)",
 }
 
 

@@ -42,6 +42,7 @@ LAST_FILE = "last.npz"
 BEST_FILE = "best.npz"
 BATCHNORM_MODES = ("train", "frozen")
 PRECISIONS = ("float32", "bfloat16")
+SAMPLING_STRATA = ("class", "source_class")
 
 
 class CheckpointError(Exception):
@@ -68,6 +69,10 @@ class Recipe:
     #: together (0.5 + 0.5) every class counts the same, without showing the 13 training
     #: dermatofibromas of DermNet as often as the 4,700 nevi.
     sampling_power: float = 0.5
+    #: what the sampling weight counts: "class" (n_class) or "source_class" (n of the class within
+    #: the photo's source), so that 240 clinical melanomas are not drawn as rarely as their share of
+    #: all 1,100 melanomas would have them
+    sampling_strata: str = "class"
     loss_power: float = 0.5
     photos_per_epoch: int = 0  # 0: as many draws as training photos
     seed: int = 0
@@ -81,6 +86,8 @@ class Recipe:
             raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
+        if self.sampling_strata not in SAMPLING_STRATA:
+            raise ValueError(f"sampling_strata must be one of {SAMPLING_STRATA}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema must be in [0, 1)")
 
@@ -92,9 +99,22 @@ def class_power_weights(y: np.ndarray, n_classes: int, power: float) -> np.ndarr
     return w * len(y) / float(np.sum(w[y]))
 
 
-def epoch_draws(y: np.ndarray, n_classes: int, recipe: Recipe, epoch: int) -> np.ndarray:
-    """The training photos (indices) of one epoch, drawn with replacement by class weight."""
-    per_photo = class_power_weights(y, n_classes, recipe.sampling_power)[y]
+def sampling_strata(labels: Sequence[str], sources: Sequence[str], mode: str) -> np.ndarray:
+    """An integer per photo naming the stratum its sampling weight counts: its class, or its
+    (source, class) pair."""
+    keys = list(labels) if mode == "class" else [f"{s}/{c}" for s, c in zip(sources, labels)]
+    index = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def epoch_draws(y: np.ndarray, n_classes: int, recipe: Recipe, epoch: int,
+                strata: np.ndarray | None = None) -> np.ndarray:
+    """The training photos (indices) of one epoch, drawn with replacement by the weight of their
+    stratum (``strata``, default the class): n_stratum ** -sampling_power."""
+    if strata is None:
+        per_photo = class_power_weights(y, n_classes, recipe.sampling_power)[y]
+    else:
+        per_photo = class_power_weights(strata, int(strata.max()) + 1, recipe.sampling_power)[strata]
     n = recipe.photos_per_epoch or len(y)
     rng = np.random.default_rng([recipe.seed, epoch])
     return rng.choice(len(y), size=n, replace=True, p=per_photo / per_photo.sum())
@@ -277,12 +297,12 @@ def make_validator(model, val_images: Sequence, y_val: np.ndarray, recipe: Recip
 
 
 def run_epoch(train_step, pool, train_images: Sequence, y_train: np.ndarray, n_classes: int, recipe: Recipe,
-              epoch: int) -> tuple[float, float, int]:
+              epoch: int, strata: np.ndarray | None = None) -> tuple[float, float, int]:
     """One epoch of draws, the next batch augmented in ``pool`` while this one trains.
     Returns (mean loss, mean accuracy, photos drawn)."""
     import tensorflow as tf
 
-    draws = epoch_draws(y_train, n_classes, recipe, epoch)
+    draws = epoch_draws(y_train, n_classes, recipe, epoch, strata)
     starts = list(range(0, len(draws), recipe.batch_size))
 
     def load(start):
@@ -313,6 +333,7 @@ def train(
     resume: bool = False,
     max_epochs_now: int | None = None,
     initial_head: list[np.ndarray] | None = None,
+    strata: np.ndarray | None = None,
 ):
     """Train (or go on training) the whole network. Returns (model, head, state).
 
@@ -321,6 +342,8 @@ def train(
     session's time), leaving a checkpoint to resume from. The returned model carries the best
     epoch's weights. ``initial_head`` (the head's weights) starts a fresh run from a trained
     artifact, whose backbone weights ``backbone_model`` already carries (``--init-from``).
+    ``strata`` (one integer per training photo, ``sampling_strata``) is what the draws balance
+    when the recipe samples by source and class.
     """
     import keras
 
@@ -350,7 +373,7 @@ def train(
             if max_epochs_now is not None and done_now >= max_epochs_now:
                 break
             t0 = time.time()
-            loss, acc, drawn = run_epoch(train_step, pool, train_images, y_train, n_classes, recipe, epoch)
+            loss, acc, drawn = run_epoch(train_step, pool, train_images, y_train, n_classes, recipe, epoch, strata)
             train_s = time.time() - t0
             served = averaged_weights(model, optimizer)
             bal, vloss, vacc = validate(served)

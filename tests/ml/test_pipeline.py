@@ -218,7 +218,9 @@ def test_tflite_export_is_added_with_its_checksum_when_it_scores_the_same(traine
     from ml.evaluation import run_evaluation
 
     by_engine = {r: run_evaluation(art, splits, split="test", runtime=r) for r in ("keras", "litert")}
-    assert by_engine["keras"]["engine"] == {"runtime": "keras", "file": "model.keras", "test_time_flips": 1}
-    assert by_engine["litert"]["engine"] == {"runtime": "litert", "file": TFLITE_FILE, "test_time_flips": 1}
+    assert by_engine["keras"]["engine"] == {"runtime": "keras", "file": "model.keras", "test_time_flips": 1,
+                                           "test_time_crop": None}
+    assert by_engine["litert"]["engine"] == {"runtime": "litert", "file": TFLITE_FILE, "test_time_flips": 1,
+                                            "test_time_crop": None}
     assert by_engine["keras"]["all"]["balanced_accuracy"] == pytest.approx(
         meta["metrics"]["test"]["all"]["balanced_accuracy"], abs=1e-3)

@@ -109,3 +109,36 @@ def test_score_cache_keeps_engines_of_one_version_apart(tmp_path):
     # the same engine again is answered from its cache
     again = score_split(_StandInClassifier("model_int8", 3.0), samples, cache_dir=cache)
     assert again["logits"][0, 0] == 2.0
+
+
+def test_every_source_rule_takes_the_lowest_of_the_sources_own_thresholds():
+    from ml.thresholds import threshold_for_sources
+
+    # dermoscopic malignant photos score high, clinical ones low: pooled, the 20 dermoscopic
+    # photos carry the target and the clinical source is caught at 0 %; per source it reaches 95 %.
+    scores = np.r_[np.linspace(0.6, 0.99, 20), np.linspace(0.05, 0.3, 20), [0.5, 0.02]]
+    labels = ["mel"] * 20 + ["bcc"] * 20 + ["nv", "nv"]
+    sources = ["ham"] * 20 + ["fitz17k"] * 20 + ["ham", "fitz17k"]
+    pooled, _ = threshold_for_sources(scores, labels, sources, None, 0.5, "malignant", "pooled")
+    every, own = threshold_for_sources(scores, labels, sources, None, 0.95, "malignant", "every_source")
+    assert set(own) == {"ham", "fitz17k"}
+    assert every == pytest.approx(min(own.values())) == pytest.approx(own["fitz17k"])
+    clinical = np.array(sources) == "fitz17k"
+    caught = (scores >= every) & np.isin(labels, ["bcc"])
+    assert caught[clinical].sum() / 20 >= 0.95
+    assert np.mean(scores[clinical][:20] >= pooled) == 0.0  # the pooled 50 % target missed them all
+    # melanomas only: fitz17k has none, so only HAM sets the threshold
+    mel_only, own_mel = threshold_for_sources(scores, labels, sources, None, 0.95, "melanoma", "every_source")
+    assert set(own_mel) == {"ham"} and mel_only > 0.6
+    with pytest.raises(ValueError):
+        threshold_for_sources(scores, labels, sources, rule="median")
+
+
+def test_operating_points_per_group_skip_photos_without_one():
+    from ml.thresholds import per_source
+
+    scores = np.array([0.9, 0.1, 0.8, 0.3])
+    points = per_source(scores, ["mel", "bcc", "nv", "nv"], ["1-2", "5-6", None, "5-6"], 0.5, np.ones(4, bool))
+    assert set(points) == {"1-2", "5-6"}
+    assert points["5-6"]["malignant_sensitivity"] == 0.0 and points["5-6"]["false_alarm_rate"] == 0.0
+    assert points["1-2"]["malignant_sensitivity"] == 1.0

@@ -103,7 +103,7 @@ def test_choose_flips_refits_and_records_its_choice(tmp_path):
 
     # a gain no model can reach keeps one view, but the measurements are all there
     report = choose_flips(art, val, min_gain=2.0, write=True)
-    assert report["chosen"] == 1 and set(report["by_views"]) == {"1", "2", "4"}
+    assert report["chosen"] == "1" and set(report["by_views"]) == {"1", "2", "4"}
     for r in report["by_views"].values():
         assert 0.0 <= r["balanced_accuracy"] <= 1.0 and r["temperature"] > 0
     meta = read_metadata(art, verify=True)  # checksums still hold
@@ -115,9 +115,59 @@ def test_choose_flips_refits_and_records_its_choice(tmp_path):
     # no gain asked: the most accurate count is served, and the classifier uses it
     report = choose_flips(art, val, choices=(1, 2), min_gain=-1.0, write=True)
     best = max((1, 2), key=lambda v: report["by_views"][str(v)]["balanced_accuracy"])
-    assert report["chosen"] == best and Classifier.load(art, runtime="keras").test_time_flips == best
+    assert report["chosen"] == str(best) and Classifier.load(art, runtime="keras").test_time_flips == best
     with pytest.raises(ValueError):
         choose_flips(art, val, choices=(2, 4))
+
+    # a centre crop is one more view: within two passes, 1 + crop is measured and 2 + crop is not
+    report = choose_flips(art, val, choices=(1, 2), crops=(0.6,), max_passes=2, min_gain=-1.0, write=True)
+    assert set(report["by_views"]) == {"1", "2", "1+crop0.6"}
+    assert report["by_views"]["1+crop0.6"]["passes"] == 2 and "by_kind" in report["by_views"]["1"]
+    best = max(report["by_views"], key=lambda k: report["by_views"][k]["balanced_accuracy"])
+    served = Classifier.load(art, runtime="keras")
+    assert report["chosen"] == best
+    assert served.test_time_crop == (0.6 if best == "1+crop0.6" else None)
+    assert served.engine_key.endswith("-crop0.6") == (best == "1+crop0.6")
+    with pytest.raises(ValueError):
+        choose_flips(art, val, crops=(1.5,))
+
+
+def test_centre_crop_scales_the_middle_back_to_full_size():
+    from PIL import Image
+
+    from ml.tta import centre_crop
+
+    # a linear ramp stays linear under bilinear scaling: the crop of the middle half spans half the values
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    batch = np.stack([ramp, ramp.T, np.ones_like(ramp)], axis=-1)[None]
+    out = centre_crop(batch, 0.5)
+    assert out.shape == batch.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, 32, :, 0], np.linspace(0.25, 0.75, 64), atol=0.01)
+    np.testing.assert_allclose(out[0, :, 32, 1], np.linspace(0.25, 0.75, 64), atol=0.01)
+    # agrees with PIL's resize of the cropped region on a real-looking image
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).resize((96, 96), Image.Resampling.BICUBIC)
+    arr = np.asarray(img, dtype=np.float32)
+    pil = np.asarray(img.crop((24, 24, 72, 72)).resize((96, 96), Image.Resampling.BILINEAR), dtype=np.float32)
+    ours = centre_crop(np.repeat(arr[None, :, :, None], 3, axis=3), 0.5)[0, :, :, 0]
+    assert np.abs(ours - pil).mean() < 1.5
+    np.testing.assert_array_equal(centre_crop(batch, 1.0), batch)
+    with pytest.raises(ValueError):
+        centre_crop(batch, 0.0)
+
+
+def test_with_flips_adds_the_crop_as_one_more_view():
+    from ml.tta import centre_crop, passes_of
+
+    def forward(x):
+        return x.mean(axis=(1, 2)), x.reshape(len(x), -1)
+
+    b = _batch(2, 8)
+    logits, embedding = with_flips(forward, 2, 0.5)(b)
+    expected = (forward(b)[0] + forward(b[:, :, ::-1])[0] + forward(centre_crop(b, 0.5))[0]) / 3
+    np.testing.assert_allclose(logits, expected, rtol=1e-5)
+    np.testing.assert_array_equal(embedding, forward(b)[1])
+    assert passes_of({"test_time_flips": 2, "test_time_crop": 0.5}) == 3 and passes_of({}) == 1
 
 
 def test_export_scores_and_times_every_engine_with_the_served_views(tmp_path):
