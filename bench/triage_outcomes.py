@@ -36,14 +36,16 @@ def _states(skin: np.ndarray, top_probability: np.ndarray, min_confidence: float
             for s, p in zip(skin, top_probability)]
 
 
-def tally(codes, probabilities, labels, states, threshold: float, look_anyway: bool = False) -> dict:
-    """Tier counts per state, for all photos and for the malignant ones, under the current rule."""
+def tally(codes, probabilities, labels, states, threshold, look_anyway: bool = False) -> dict:
+    """Tier counts per state, for all photos and for the malignant ones, under the current rule.
+    ``threshold``: one number, or one per photo (its kind's, as the site picks it)."""
     tiers = {"all": Counter(), "malignant": Counter()}
     by_state = {}
-    for probs, label, state in zip(probabilities, labels, states):
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(labels),))
+    for probs, label, state, t in zip(probabilities, labels, states, thresholds):
         result = triage.triage(
             dict(zip(codes, map(float, probs))), uncertain=state == "uncertain", not_skin=state == "not_skin",
-            answers={}, malignancy_threshold=threshold, look_anyway=look_anyway)
+            answers={}, malignancy_threshold=float(t), look_anyway=look_anyway)
         group = "malignant" if label in MALIGNANT else "other"
         tiers["all"][result.tier] += 1
         if group == "malignant":
@@ -69,14 +71,15 @@ def tally(codes, probabilities, labels, states, threshold: float, look_anyway: b
     }
 
 
-def per_group(codes, probabilities, labels, states, threshold: float, groups) -> dict:
+def per_group(codes, probabilities, labels, states, threshold, groups) -> dict:
     """``tally`` (as the rule shows it) for each group of photos: a source, a skin-type group."""
     groups = np.array([g or "" for g in groups], dtype=object)
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(labels),))
     out = {}
     for name in sorted(set(groups.tolist()) - {""}):
         m = groups == name
         out[name] = tally(codes, probabilities[m], [lab for lab, keep in zip(labels, m) if keep],
-                          [st for st, keep in zip(states, m) if keep], threshold)
+                          [st for st, keep in zip(states, m) if keep], thresholds[m])
     return out
 
 
@@ -106,9 +109,15 @@ def main(argv=None) -> int:
     codes = [code for code, _ in classifier.classes]
     states = _states(scored["skin"], probabilities.max(axis=1), classifier.min_confidence)
     labels = [s.label for s in samples]
-    threshold = float(json.loads((Path(args.model) / "metadata.json").read_text())["thresholds"]["malignancy"])
+    thresholds = json.loads((Path(args.model) / "metadata.json").read_text())["thresholds"]
+    threshold, by_kind = float(thresholds["malignancy"]), thresholds.get("malignancy_by_kind") or {}
+    kinds = None
+    if by_kind and classifier.kind_probe is not None:  # the site holds each photo to its kind's threshold
+        kinds = classifier.kind_probe.kinds(scored["embedding"].astype(np.float32))
+        threshold = np.array([float(by_kind.get(k, threshold)) for k in kinds])
     report = {"model_version": classifier.version, "engine": classifier.engine_key, "split": args.split_name,
-              "malignancy_threshold": threshold, "states": dict(Counter(states)),
+              "malignancy_threshold": thresholds["malignancy"], "malignancy_threshold_by_kind": by_kind,
+              "kinds_read": dict(Counter(kinds)) if kinds else None, "states": dict(Counter(states)),
               "rule": tally(codes, probabilities, labels, states, threshold)}
     report["shown_anyway"] = tally(codes, probabilities, labels, states, threshold, look_anyway=True)
     report["per_source"] = per_group(codes, probabilities, labels, states, threshold, [s.source for s in samples])

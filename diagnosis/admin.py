@@ -81,7 +81,7 @@ class PredictionInline(admin.TabularInline):
 class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
     list_display = ["uuid", "owner", "lesion", "status", "uncertain", "model_version", "top_prediction",
                     "created_at"]
-    list_filter = ["status", "model_version", "uncertain", "created_at"]
+    list_filter = ["status", "model_version", "uncertain", "photo_kind", "created_at"]
     date_hierarchy = "created_at"
     search_fields = ["owner__username", "owner__email", "=uuid", "=batch"]  # batch: a bulk import's id
     list_select_related = ["owner", "lesion"]
@@ -91,7 +91,7 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
     # the photo, the owner and what the person told us are not editable here.
     fieldsets = [
         (None, {"fields": ["uuid", "owner", "lesion", "photo", "status", "failure_reason", "uncertain",
-                           "look_anyway", "model_version", "attempts"]}),
+                           "look_anyway", "model_version", "photo_kind", "attempts"]}),
         ("Advice the person was given", {"fields": ["tier", "tier_reasons"]}),
         ("Times", {"fields": ["created_at", "updated_at", "started_at", "finished_at"]}),
         ("Context given by the person", {"fields": ["age", "sex", "anatomic_site", "skin_type", "duration",
@@ -99,7 +99,7 @@ class SubmissionAdmin(AccessLoggedAdminMixin, admin.ModelAdmin):
         ("Stored file", {"classes": ["collapse"], "fields": ["image_sha256", "image_width", "image_height"]}),
     ]
     readonly_fields = ["uuid", "owner", "lesion", "photo", "uncertain", "look_anyway", "tier", "tier_reasons",
-                       "model_version", "attempts",
+                       "model_version", "photo_kind", "attempts",
                        "created_at", "updated_at", "started_at", "finished_at",
                        "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
                        "image_sha256", "image_width", "image_height"]

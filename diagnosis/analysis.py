@@ -97,6 +97,7 @@ def store_result(submission_id: int, result, heatmap: bytes | None = None) -> st
             )
             locked.model_version = result.model_version
             locked.uncertain = result.status == STATUS_UNCERTAIN
+            locked.photo_kind = getattr(result, "kind", None) or ""
             locked.finished_at = timezone.now()
             if result.status == STATUS_REJECTED and result.reason == REASON_NOT_SKIN:
                 locked.status = Status.REJECTED

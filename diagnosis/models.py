@@ -113,6 +113,10 @@ class Submission(models.Model):
         default=False, help_text="The person asked to see the reading of a photo that was not assessed "
                                  "(not skin, or the model uncertain); it is shown with a warning.")
     model_version = models.CharField(max_length=100, blank=True, db_index=True)
+    photo_kind = models.CharField(
+        max_length=12, blank=True, choices=[("dermoscopic", "Dermoscopic"), ("clinical", "Clinical (ordinary camera)")],
+        help_text="How the model read the photo: through a dermatoscope or with an ordinary camera. "
+                  "The urgent tier's threshold follows it.")
     attempts = models.PositiveSmallIntegerField(default=0)
     # Outbox marker: set once the broker accepted the analysis task; queued rows without it are
     # (re)sent by the dispatcher, so a broker outage at upload time loses nothing.

@@ -34,13 +34,7 @@ def get_condition(code):
     return get_object_or_404(Condition, code=code)
 
 
-@lru_cache(maxsize=8)
-def _threshold_from_metadata(path: str, mtime: float) -> float | None:
-    try:
-        value = (json.loads(Path(path).read_text()).get("thresholds") or {}).get("malignancy")
-    except (OSError, ValueError):
-        logger.warning("could not read the model metadata at %s for the malignancy threshold", path)
-        return None
+def _probability(value, path, key) -> float | None:
     if value is None:
         return None
     try:
@@ -48,25 +42,48 @@ def _threshold_from_metadata(path: str, mtime: float) -> float | None:
     except (TypeError, ValueError):
         value = -1.0
     if not 0.0 < value < 1.0:
-        logger.warning("ignoring thresholds.malignancy=%r in %s: not a probability", value, path)
+        logger.warning("ignoring thresholds.%s=%r in %s: not a probability", key, value, path)
         return None
     return value
 
 
-def malignancy_threshold() -> float:
-    """``thresholds.malignancy`` from the configured model's metadata, else ``settings.MALIGNANCY_THRESHOLD``.
+@lru_cache(maxsize=8)
+def _thresholds_from_metadata(path: str, mtime: float) -> tuple[float | None, dict[str, float]]:
+    """(``thresholds.malignancy``, ``thresholds.malignancy_by_kind``) of a metadata file, the
+    values that are not probabilities left out."""
+    try:
+        thresholds = json.loads(Path(path).read_text()).get("thresholds") or {}
+    except (OSError, ValueError):
+        logger.warning("could not read the model metadata at %s for the malignancy threshold", path)
+        return None, {}
+    by_kind = {}
+    for kind, value in (thresholds.get("malignancy_by_kind") or {}).items():
+        value = _probability(value, path, f"malignancy_by_kind.{kind}")
+        if value is not None:
+            by_kind[str(kind)] = value
+    return _probability(thresholds.get("malignancy"), path, "malignancy"), by_kind
 
-    The metadata value is chosen by the ML lead on validation data (see guidance/triage.py);
-    the setting (default ``triage.DEFAULT_MALIGNANCY_THRESHOLD``) covers models without one.
+
+def malignancy_threshold(kind: str | None = None) -> float:
+    """The urgent tier's threshold for a photo of ``kind`` ("dermoscopic", "clinical": what the
+    model read the photo as). From the configured model's metadata: ``thresholds.malignancy_by_kind``
+    for that kind, else ``thresholds.malignancy`` (which the ML lead sets to the lower of the two,
+    so an unknown kind is held to the stricter one), else ``settings.MALIGNANCY_THRESHOLD``.
+
+    The metadata values are chosen on validation data (see guidance/triage.py and
+    ``python -m ml thresholds``); the setting (default ``triage.DEFAULT_MALIGNANCY_THRESHOLD``)
+    covers models without one.
     """
     path = Path(settings.ML_MODEL_DIR) / "metadata.json"
     try:
         mtime = path.stat().st_mtime
     except OSError:
         mtime = None
-    value = _threshold_from_metadata(str(path), mtime) if mtime is not None else None
-    if value is not None:
-        return value
+    overall, by_kind = _thresholds_from_metadata(str(path), mtime) if mtime is not None else (None, {})
+    if kind and kind in by_kind:
+        return by_kind[kind]
+    if overall is not None:
+        return overall
     return float(getattr(settings, "MALIGNANCY_THRESHOLD", DEFAULT_MALIGNANCY_THRESHOLD))
 
 
@@ -117,7 +134,7 @@ def submission_triage(submission, predictions=None, state=_STORED) -> TriageResu
         uncertain=submission.uncertain,
         not_skin=submission.status == "rejected",
         answers=triage_answers(submission, state),
-        malignancy_threshold=malignancy_threshold(),
+        malignancy_threshold=malignancy_threshold(submission.photo_kind or None),
         look_anyway=submission.look_anyway,
     )
 

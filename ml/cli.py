@@ -162,6 +162,14 @@ def cmd_thresholds(args) -> int:
     return 0
 
 
+def cmd_kind_probe(args) -> int:
+    from .kind_training import kind_probe_report
+
+    report = kind_probe_report(args.model, load_splits(args), cache_dir=args.scores_cache, write=args.write)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_combine(args) -> int:
     from . import ensemble, soup
     from .members import MemberError, run_combined
@@ -208,6 +216,7 @@ def cmd_predict(args) -> int:
             "status": result.status,
             "reason": result.reason,
             "model_version": result.model_version,
+            "kind": result.kind,
             "predictions": [
                 {"code": p.code, "label": p.label, "probability": p.probability} for p in result.predictions
             ],
@@ -326,14 +335,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the --positive photos the urgent tier must catch")
     p.add_argument("--positive", choices=["malignant", "melanoma"], default="malignant",
                    help="photos the target counts: all four malignant classes (default) or melanomas only (v7)")
-    p.add_argument("--rule", choices=["every_source", "pooled"], default="every_source",
+    p.add_argument("--rule", choices=["every_source", "per_kind", "pooled"], default="every_source",
                    help="every_source: the target holds on each source of validation on its own (default); "
-                        "pooled: over all validation photos at once (v7)")
+                        "per_kind: the same within each kind of photo, as the kind probe reads it, one threshold "
+                        "per kind (needs kind-probe --write first); pooled: over all validation photos at once (v7)")
     p.add_argument("--write", action="store_true", help="record it in the artifact's metadata.json")
     p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores",
                    help="keep the per-photo logits here for reuse (git-ignored)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_thresholds)
+
+    p = sub.add_parser("kind-probe", help="fit the dermoscopic-or-clinical probe on the training embeddings")
+    _add_data_args(p)
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    p.add_argument("--write", action="store_true", help="save kind.npz in the artifact and record it in metadata.json")
+    p.add_argument("--scores-cache", type=Path, default=DEFAULT_CACHE / "scores")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_kind_probe)
 
     for name, what in (("soup", "average the weights of whole-network artifacts of one recipe and seed into one network"),
                        ("ensemble", "one model that averages the logits of whole-network artifacts (a pass per member)")):

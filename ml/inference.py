@@ -50,6 +50,8 @@ class Result:
     # The model's image embedding (1-D float array) when it has one; kept out of as_dict (and so
     # out of the CLI's JSON): it is for comparing photos of the same lesion, not for people.
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: "dermoscopic" or "clinical" as the artifact's kind probe reads the photo; None without a probe
+    kind: str | None = None
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -67,12 +69,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class Classifier:
     """A loaded, checksum-verified model artifact and the engine that runs it."""
 
-    def __init__(self, directory: Path, metadata: dict, model=None, gate=None, runtime=None):
+    def __init__(self, directory: Path, metadata: dict, model=None, gate=None, runtime=None, kind_probe=None):
         self.directory = directory
         self.metadata = metadata
         self._model = model
         self.gate = gate
         self.runtime = runtime
+        self.kind_probe = kind_probe
         self.version: str = metadata["version"]
         self.input_size: tuple[int, int] = tuple(metadata["input_size"])[:2]
         self.preprocessing: str = metadata["preprocessing"]
@@ -103,7 +106,12 @@ class Classifier:
             from .gate import load_gate
 
             gate = load_gate(directory, metadata["gate"])
-        return cls(directory, metadata, getattr(engine, "model", None), gate, engine)
+        probe = None
+        if metadata.get("photo_kind"):
+            from .photo_kind import load_kind_probe
+
+            probe = load_kind_probe(directory, metadata["photo_kind"])
+        return cls(directory, metadata, getattr(engine, "model", None), gate, engine, probe)
 
     @property
     def runtime_name(self) -> str:
@@ -164,9 +172,13 @@ class Classifier:
         if self.gate is not None:
             skin = np.asarray(self.gate.is_skin(embedding, batch), dtype=bool)
         embeddings = [None] * len(images) if embedding is None else list(embedding)
-        return [self._result(p, bool(s), e) for p, s, e in zip(probabilities, skin, embeddings)]
+        kinds = [None] * len(images)
+        if self.kind_probe is not None and embedding is not None:
+            kinds = self.kind_probe.kinds(embedding)
+        return [self._result(p, bool(s), e, k) for p, s, e, k in zip(probabilities, skin, embeddings, kinds)]
 
-    def _result(self, probabilities: np.ndarray, is_skin: bool, embedding: np.ndarray | None = None) -> Result:
+    def _result(self, probabilities: np.ndarray, is_skin: bool, embedding: np.ndarray | None = None,
+                kind: str | None = None) -> Result:
         order = np.argsort(-probabilities, kind="stable")
         ranked = [
             ClassProbability(self.classes[i][0], self.classes[i][1], round(float(probabilities[i]), 6))
@@ -178,7 +190,7 @@ class Classifier:
             status, reason = STATUS_UNCERTAIN, REASON_LOW_CONFIDENCE
         else:
             status, reason = STATUS_OK, None
-        return Result(status, reason, self.version, ranked, embedding)
+        return Result(status, reason, self.version, ranked, embedding, kind)
 
     def predict_paths(self, paths: Iterable[str], batch_size: int = 32) -> Iterator[tuple[str, Result]]:
         """Classify many files in batches; an undecodable file yields an 'unreadable' result."""

@@ -34,7 +34,7 @@ import numpy as np
 MALIGNANT_CODES = ("mel", "bcc", "scc", "akiec")
 MELANOMA = "mel"
 POSITIVES = ("melanoma", "malignant")
-RULES = ("pooled", "every_source")
+RULES = ("pooled", "every_source", "per_kind")
 
 
 def positives(labels: Sequence[str], positive: str) -> np.ndarray:
@@ -50,8 +50,8 @@ def threshold_for_sources(scores, labels, sources, eligible=None, target_sensiti
     """The threshold of ``rule``: ``pooled`` fits all photos at once; ``every_source`` takes the
     lowest of the sources' own thresholds, so each source reaches the target (a source with no
     positive photo sets none). Returns (threshold, {source: its own threshold})."""
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}")
+    if rule not in RULES or rule == "per_kind":
+        raise ValueError(f"rule must be pooled or every_source here, not {rule!r} (per_kind: thresholds_by_kind)")
     scores = np.asarray(scores, dtype=np.float64)
     sources = np.asarray(sources)
     eligible = np.ones(len(scores), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
@@ -100,6 +100,7 @@ def operating_point(scores: np.ndarray, labels: Sequence[str], threshold: float,
                     eligible: np.ndarray | None = None) -> dict:
     """What the threshold does on one split: sensitivities and the false-alarm rate.
 
+    ``threshold`` is one number, or one per photo (the threshold of the photo's kind).
     A false alarm is a photo whose true class is none of the four malignant classes that
     lands in the urgent tier; ``urgent_share`` is the share of all photos sent there.
     """
@@ -115,7 +116,7 @@ def operating_point(scores: np.ndarray, labels: Sequence[str], threshold: float,
         return float(urgent[mask].mean()) if mask.any() else None
 
     return {
-        "threshold": float(threshold),
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else None,
         "photos": int(len(scores)),
         "melanomas": int(mel.sum()),
         "melanoma_sensitivity": rate(mel),
@@ -128,13 +129,38 @@ def operating_point(scores: np.ndarray, labels: Sequence[str], threshold: float,
     }
 
 
+def thresholds_by_kind(scores, labels, sources, kinds, eligible=None, target_sensitivity: float = 0.95,
+                       positive: str = "malignant") -> dict[str, float]:
+    """The ``every_source`` threshold within each kind of photo: dermoscopic photos are held to
+    the dermoscopic sources' threshold, clinical ones to the clinical sources'. ``kinds`` is
+    what serving will know: the probe's verdict (``ml.photo_kind``), not the source."""
+    kinds = np.asarray(kinds)
+    eligible = np.ones(len(kinds), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    out = {}
+    for kind in sorted(set(kinds.tolist())):
+        m = kinds == kind
+        if positives(np.asarray(labels)[m], positive).any():
+            out[kind], _ = threshold_for_sources(np.asarray(scores)[m], np.asarray(labels)[m], np.asarray(sources)[m],
+                                                 eligible[m], target_sensitivity, positive, "every_source")
+    return out
+
+
+def per_photo_threshold(by_kind: dict[str, float], kinds, fallback: float) -> np.ndarray:
+    """Each photo's threshold from its kind (``fallback`` for a kind without one)."""
+    return np.array([by_kind.get(k, fallback) for k in kinds], dtype=np.float64)
+
+
 def per_source(scores, labels, sources, threshold, eligible) -> dict:
     """``operating_point`` per group name in ``sources`` (a source, a skin-type group...);
     photos whose group is None or empty belong to none."""
     sources = np.array([g or "" for g in sources], dtype=object)
+
+    def part(m):
+        return threshold if np.ndim(threshold) == 0 else np.asarray(threshold)[m]
+
     return {
-        src: operating_point(np.asarray(scores)[sources == src], np.asarray(labels)[sources == src], threshold,
-                             np.asarray(eligible)[sources == src])
+        src: operating_point(np.asarray(scores)[sources == src], np.asarray(labels)[sources == src],
+                             part(sources == src), np.asarray(eligible)[sources == src])
         for src in sorted(set(sources.tolist()) - {""})
     }
 
@@ -199,15 +225,28 @@ def malignancy_report(classifier, splits: dict, target_sensitivity: float = 0.95
         scored[name] = (malignancy_scores(probs, codes), [s.label for s in samples], [s.source for s in samples],
                         out["skin"], [skin_type_group(s.skin_type) for s in samples])
     scores, labels, sources, skin, _ = scored["val"]
-    threshold, own = threshold_for_sources(scores, labels, sources, skin, target_sensitivity, positive, rule)
+    kinds = {}
+    if rule == "per_kind":
+        if classifier.kind_probe is None:
+            raise ValueError("the per_kind rule needs the artifact's kind probe: run python -m ml kind-probe --write")
+        for name in scored:
+            embedding = score_split(classifier, splits[name], cache_dir=cache_dir)["embedding"].astype(np.float32)
+            kinds[name] = classifier.kind_probe.kinds(embedding)
+    # the fallback (a photo whose kind is unknown) is the every-source threshold over all photos
+    threshold, own = threshold_for_sources(scores, labels, sources, skin, target_sensitivity, positive,
+                                           "pooled" if rule == "pooled" else "every_source")
     report = {"target_sensitivity": target_sensitivity, "positive": positive, "rule": rule, "chosen_on": "val",
               "threshold": threshold, "threshold_per_source": own, "model_version": classifier.version}
+    if rule == "per_kind":
+        report["threshold_by_kind"] = thresholds_by_kind(scores, labels, sources, kinds["val"], skin,
+                                                         target_sensitivity, positive)
     if positive == "melanoma":
         report["target_melanoma_sensitivity"] = target_sensitivity
     for name, (s, lab, src, ok, types) in scored.items():
-        report[name] = operating_point(s, lab, threshold, ok)
-        report[name]["per_source"] = per_source(s, lab, src, threshold, ok)
-        report[name]["per_skin_type"] = per_source(s, lab, types, threshold, ok)
+        t = per_photo_threshold(report["threshold_by_kind"], kinds[name], threshold) if kinds else threshold
+        report[name] = operating_point(s, lab, t, ok)
+        report[name]["per_source"] = per_source(s, lab, src, t, ok)
+        report[name]["per_skin_type"] = per_source(s, lab, types, t, ok)
     return report
 
 
@@ -215,6 +254,11 @@ def write_threshold(model_dir: str | Path, report: dict) -> None:
     """Record the chosen threshold in the artifact's metadata (only these keys change)."""
     path = Path(model_dir) / "metadata.json"
     metadata = json.loads(path.read_text())
-    metadata.setdefault("thresholds", {})["malignancy"] = round(report["threshold"], 6)
+    thresholds = metadata.setdefault("thresholds", {})
+    thresholds["malignancy"] = round(report["threshold"], 6)
+    if report.get("threshold_by_kind"):
+        thresholds["malignancy_by_kind"] = {k: round(v, 6) for k, v in report["threshold_by_kind"].items()}
+    else:
+        thresholds.pop("malignancy_by_kind", None)
     metadata["malignancy_threshold"] = report
     path.write_text(json.dumps(metadata, indent=2) + "\n")

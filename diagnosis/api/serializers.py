@@ -75,13 +75,17 @@ class SubmissionSerializer(serializers.ModelSerializer):
     anatomic_site = serializers.ChoiceField(choices=BodySite.choices, allow_blank=True, read_only=True)
     skin_type = serializers.ChoiceField(choices=SkinType.choices, allow_blank=True, read_only=True)
     duration = serializers.ChoiceField(choices=Duration.choices, allow_blank=True, read_only=True)
+    photo_kind = serializers.ChoiceField(
+        choices=Submission._meta.get_field("photo_kind").choices, allow_blank=True, read_only=True,
+        help_text="How the model read the photo once analysed: dermoscopic or clinical (an ordinary camera); the "
+                  "urgent tier's threshold follows it. Empty before the analysis, or for a model without a kind probe.")
 
     class Meta:
         model = Submission
         fields = [
             "uuid", "url", "lesion", "status", "status_display", "is_final", "failure_reason", "uncertain",
-            "result_state", "shows_ranking", "look_anyway", "can_look_anyway", "model_version", "created_at", "started_at", "finished_at",
-            "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
+            "result_state", "shows_ranking", "look_anyway", "can_look_anyway", "model_version", "photo_kind",
+            "created_at", "started_at", "finished_at", "age", "sex", "anatomic_site", "skin_type", "duration", "symptoms",
             "predictions", "top_predictions", "image_url", "heatmap_url", "guidance",
         ]
         read_only_fields = fields

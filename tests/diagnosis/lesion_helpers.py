@@ -26,7 +26,7 @@ def ranked(probabilities: dict[str, float]):
 
 
 def finish(submission, probabilities, *, embedding=None, model_version="test-model-1", days_ago=None,
-           status="ok"):
+           status="ok", kind=None):
     """Store a result for ``submission`` and optionally its embedding and an earlier upload date."""
     from ml.inference import Result
 
@@ -35,7 +35,7 @@ def finish(submission, probabilities, *, embedding=None, model_version="test-mod
         Submission.objects.filter(pk=submission.pk).update(created_at=when)
     analysis.claim(submission.pk)
     reason = "not_skin" if status == "rejected" else None
-    analysis.store_result(submission.pk, Result(status, reason, model_version, ranked(probabilities)))
+    analysis.store_result(submission.pk, Result(status, reason, model_version, ranked(probabilities), kind=kind))
     if embedding is not None:
         blob = np.asarray(embedding, dtype=np.float16).tobytes()
         Submission.objects.filter(pk=submission.pk).update(embedding=blob)

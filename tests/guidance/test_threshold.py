@@ -45,3 +45,29 @@ def test_a_value_that_is_not_a_probability_is_ignored(settings, tmp_path, bad):
 
 def test_the_shipped_model_gives_a_probability(settings):
     assert 0.0 < malignancy_threshold() < 1.0
+
+
+def test_the_threshold_of_the_photos_kind_and_the_overall_one_for_any_other(settings, tmp_path):
+    settings.ML_MODEL_DIR = _model_dir(tmp_path, {"malignancy": 0.05,
+                                                  "malignancy_by_kind": {"dermoscopic": 0.2, "clinical": 0.05,
+                                                                         "drawing": 7}})
+    assert malignancy_threshold("dermoscopic") == pytest.approx(0.2)
+    assert malignancy_threshold("clinical") == pytest.approx(0.05)
+    assert malignancy_threshold(None) == malignancy_threshold("drawing") == pytest.approx(0.05)  # 7 is ignored
+
+
+@pytest.mark.django_db
+def test_a_stored_result_keeps_its_kind_and_the_triage_uses_its_threshold(settings, tmp_path, submission_factory):
+    from guidance.selectors import submission_triage
+    from tests.diagnosis.lesion_helpers import finish
+
+    settings.ML_MODEL_DIR = _model_dir(tmp_path, {"malignancy": 0.1,
+                                                  "malignancy_by_kind": {"dermoscopic": 0.4, "clinical": 0.1}})
+    probabilities = {"nv": 0.75, "bcc": 0.25}  # 25 % skin cancer: urgent under 0.1, not under 0.4
+    dermoscopic = finish(submission_factory(), probabilities, kind="dermoscopic")
+    clinical = finish(submission_factory(), probabilities, kind="clinical")
+    unknown = finish(submission_factory(), probabilities)
+    assert (dermoscopic.photo_kind, clinical.photo_kind, unknown.photo_kind) == ("dermoscopic", "clinical", "")
+    assert submission_triage(clinical).tier == "urgent"
+    assert submission_triage(unknown).tier == "urgent"  # no kind: the stricter overall threshold
+    assert submission_triage(dermoscopic).tier != "urgent"

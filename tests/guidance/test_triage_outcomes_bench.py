@@ -26,3 +26,9 @@ def test_per_source_counts_missed_cancers_and_benign_photos_sent_to_urgent():
     assert whole["benign_photos"] == 2 and whole["benign_in_urgent_share"] == 0.5
     # photos without a group (no recorded skin type) are left out of the per-group report
     assert set(per_group(CODES, probabilities, labels, states, 0.3, ["1-2", None, None, "5-6"])) == {"1-2", "5-6"}
+
+
+def test_a_threshold_per_photo_is_each_photos_own():
+    probabilities = np.array([[0.2, 0.0, 0.8, 0.0]] * 2)  # 20 % melanoma on a mole
+    report = tally(CODES, probabilities, ["nv", "nv"], ["assessed"] * 2, np.array([0.1, 0.5]))
+    assert report["benign_in_urgent"] == 1

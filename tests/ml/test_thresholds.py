@@ -142,3 +142,27 @@ def test_operating_points_per_group_skip_photos_without_one():
     assert set(points) == {"1-2", "5-6"}
     assert points["5-6"]["malignant_sensitivity"] == 0.0 and points["5-6"]["false_alarm_rate"] == 0.0
     assert points["1-2"]["malignant_sensitivity"] == 1.0
+
+
+def test_per_kind_thresholds_hold_each_kind_to_its_own_sources():
+    from ml.thresholds import operating_point, per_photo_threshold, thresholds_by_kind
+
+    # dermoscopic malignant photos score 0.5-0.9, clinical ones 0.1-0.3; benign photos of each kind
+    # score just under their kind's malignant photos
+    rng = np.random.default_rng(0)
+    d_mal, c_mal = rng.uniform(0.5, 0.9, 40), rng.uniform(0.1, 0.3, 40)
+    d_ben, c_ben = rng.uniform(0.3, 0.45, 40), rng.uniform(0.0, 0.08, 40)
+    scores = np.r_[d_mal, d_ben, c_mal, c_ben]
+    labels = ["mel"] * 40 + ["nv"] * 40 + ["scc"] * 40 + ["ad"] * 40
+    sources = ["ham"] * 80 + ["fitz17k"] * 80
+    kinds = ["dermoscopic"] * 80 + ["clinical"] * 80
+    by_kind = thresholds_by_kind(scores, labels, sources, kinds)
+    assert by_kind["clinical"] < 0.3 < 0.45 < by_kind["dermoscopic"]
+    per_photo = per_photo_threshold(by_kind, kinds, fallback=min(by_kind.values()))
+    point = operating_point(scores, labels, per_photo)
+    assert point["threshold"] is None and point["malignant_sensitivity"] >= 0.95
+    # one threshold for both kinds would have to be the clinical one: every dermoscopic nevus urgent
+    assert operating_point(scores[:80], labels[:80], by_kind["clinical"])["false_alarm_rate"] == 1.0
+    assert operating_point(scores[:80], labels[:80], per_photo[:80])["false_alarm_rate"] == 0.0
+    # a kind never seen falls back
+    assert per_photo_threshold(by_kind, ["unknown"], 0.01).tolist() == [0.01]
