@@ -13,7 +13,7 @@ from pathlib import Path
 
 METADATA_FILE = "metadata.json"
 #: The artifact shipped in ``ml/artifacts/`` and served by default (the site's ``ML_MODEL_NAME``).
-DEFAULT_MODEL_NAME = "effnetlite0-v7"
+DEFAULT_MODEL_NAME = "effnetlite0-v8"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_MODEL_DIR = ARTIFACTS_DIR / DEFAULT_MODEL_NAME
 REQUIRED_KEYS = ("version", "classes", "input_size", "preprocessing")
