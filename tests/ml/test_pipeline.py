@@ -104,7 +104,8 @@ def test_predict_cli_prints_one_json_object_per_file(trained, tmp_path, capsys):
     records = [json.loads(line) for line in lines]
     assert [r["file"] for r in records] == files
     for r in records:
-        assert set(r) == {"file", "status", "reason", "model_version", "predictions"}
+        assert set(r) == {"file", "status", "reason", "model_version", "kind", "predictions"}
+        assert r["kind"] is None  # the tiny model has no kind probe
         assert r["model_version"] == "tiny-v1"
         if r["file"] == str(broken):
             assert (r["status"], r["reason"], r["predictions"]) == ("rejected", "unreadable", [])
